@@ -1,0 +1,240 @@
+"""The ``warroom`` command line (Typer + Rich).
+
+Exit codes: 0 all good; 1 some rows were quarantined or conflicted; 2 a usage or configuration
+error. Errors go to stderr, one clear line each; ``--debug`` shows tracebacks.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from warroom import status as status_mod
+from warroom.ingest.pipeline import IngestResult, ingest_stream
+from warroom.scenario import ScenarioError
+from warroom.store import StoreError
+from warroom.timeutil import TimeFormatError, parse_time, to_iso
+from warroom.workspace import UsageError, Workspace, open_workspace
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+    help="warroom: where each force is, how fast it advances, and who reaches each objective "
+         "first.",
+)
+out = Console()
+err = Console(stderr=True, highlight=False)
+_state = {"debug": False}
+
+DEMO_SCENARIO = "berlin1945"
+DEMO_AT = "1945-04-12T12:00:00Z"
+
+DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite store (default: WARROOM_DB, "
+                                           "else warroom.db; in memory with --scenario alone)")]
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="scenario folder or "
+                                                 "built-in name (e.g. berlin1945)")]
+AtOpt = Annotated[str | None, typer.Option("--at", help="as of this time, ISO 8601 with zone "
+                                           "(default: now)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print JSON instead of a table")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False) -> None:
+    _state["debug"] = debug
+
+
+@contextmanager
+def _guard() -> Iterator[None]:
+    """Turn known errors into one line on stderr and exit code 2."""
+    try:
+        yield
+    except (UsageError, StoreError, TimeFormatError) as e:
+        if _state["debug"]:
+            raise
+        err.print(f"error: {e}", markup=False)
+        raise typer.Exit(2) from None
+    except ScenarioError as e:
+        if _state["debug"]:
+            raise
+        for p in e.problems:
+            err.print(f"error: {p}", markup=False)
+        raise typer.Exit(2) from None
+
+
+def _at(at: str | None) -> int:
+    if at is None:
+        return int(time.time())
+    try:
+        return parse_time(at)
+    except TimeFormatError as e:
+        raise UsageError(f"--at: {e}") from None
+
+
+def _print_seed(ws: Workspace) -> None:
+    if ws.seeded is not None and not ws.seeded.clean:
+        for m in ws.seeded.messages:
+            err.print(f"warning: {m}", markup=False)
+
+
+@app.command()
+def init(db: DbOpt = None, scenario: ScenarioOpt = None) -> None:
+    """Create the store for a scenario and load the scenario's own reports."""
+    with _guard():
+        if scenario is None:
+            raise UsageError("init needs --scenario DIR|NAME")
+        ws = open_workspace(db, scenario, create=True)
+        _print_seed(ws)
+        out.print(f"store {ws.store.path}: scenario {ws.scenario.name!r}, "
+                  f"{ws.store.count_reports()} reports, {len(ws.scenario.forces)} forces")
+        ws.store.close()
+
+
+@app.command()
+def ingest(
+    files: Annotated[list[str], typer.Argument(help="files to ingest; - reads stdin")],
+    db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Ingest reports (CSV, NDJSON or GeoJSON, detected from the content)."""
+    with _guard():
+        ws = open_workspace(db, scenario)
+        _print_seed(ws)
+        results: list[IngestResult] = []
+        for name in files:
+            results.append(_ingest_one(ws, name))
+        ws.store.close()
+    total = IngestResult(origin="total")
+    for r in results:
+        total.accepted += r.accepted
+        total.duplicate += r.duplicate
+        total.conflict += r.conflict
+        total.quarantined += r.quarantined
+        for m in r.messages:
+            err.print(m, markup=False)
+    if json_out:
+        print(json.dumps({"files": [r.as_dict() for r in results], "total": total.as_dict()}))
+    else:
+        t = Table("file", "format", "accepted", "duplicate", "conflict", "quarantined")
+        for r in results + ([total] if len(results) > 1 else []):
+            t.add_row(r.origin, r.format, str(r.accepted), str(r.duplicate), str(r.conflict),
+                      str(r.quarantined))
+        out.print(t)
+    if not total.clean:
+        raise typer.Exit(1)
+
+
+def _ingest_one(ws: Workspace, name: str) -> IngestResult:
+    if name == "-":
+        return ingest_stream(ws.store, ws.validator(), sys.stdin.buffer, origin="stdin")
+    path = Path(name)
+    if not path.is_file():
+        raise UsageError(f"{name}: no such file")
+    size = path.stat().st_size
+    with open(path, "rb") as fh, Progress(
+        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TimeRemainingColumn(),
+        console=err, transient=True, disable=not err.is_terminal or size < 1 << 20,
+    ) as bar:
+        task = bar.add_task(path.name, total=size)
+        return ingest_stream(ws.store, ws.validator(), fh, origin=path.name, filename=path.name,
+                             progress=lambda n: bar.update(task, completed=n))
+
+
+def _status(ws: Workspace, at: int) -> list[dict[str, Any]]:
+    reports: dict[str, list[Any]] = {}
+    for r in ws.store.reports(as_of=at):
+        reports.setdefault(r.force, []).append(r)
+    return status_mod.force_status(ws.scenario, reports, at)
+
+
+def _print_status(ws: Workspace, rows: list[dict[str, Any]], at: int) -> None:
+    sc = ws.scenario
+    out.print(f"[bold]{sc.name}[/bold] as of {to_iso(at)}")
+    t = Table("force", "last report", "where", "km along", "to go (km)", header_style="bold")
+    for row in rows:
+        lr = row["last_report"]
+        last = f"{lr['age']} ago ({lr['source']}, {lr['grade']})" if lr else "none"
+        pos = row["position"]
+        if pos:
+            where = (f"{pos['place_km']:.0f} km from {pos['place']}\n"
+                     f"{pos['lat']:.3f}, {pos['lon']:.3f}")
+            if pos["cross_track_km"] > 20:
+                where += f"\n[yellow]{pos['cross_track_km']:.0f} km off its axis[/yellow]"
+            along = f"{pos['s_km']:.0f}"
+        else:
+            where, along = "unknown", "-"
+        togo = []
+        for o in row["objectives"].values():
+            if o["reached_at"]:
+                togo.append(f"{o['name']}: reached {o['reached_at'][:16]}Z")
+            elif o["km_to_go"] is not None:
+                togo.append(f"{o['name']}: {o['km_to_go']:.0f}")
+        t.add_row(row["name"], last, where, along, "\n".join(togo) or "-")
+    out.print(t)
+
+
+@app.command()
+def status(
+    at: AtOpt = None, db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """Each force as of a time: last report, where it is, km along its route, km to go."""
+    with _guard():
+        when = _at(at)
+        ws = open_workspace(db, scenario)
+        _print_seed(ws)
+        rows = _status(ws, when)
+    if json_out:
+        print(json.dumps({"scenario": ws.scenario.name, "as_of": to_iso(when), "forces": rows},
+                         indent=2))
+    else:
+        _print_status(ws, rows, when)
+
+
+@app.command()
+def quarantine(db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt = False) -> None:
+    """The rows that were not accepted, and why."""
+    with _guard():
+        ws = open_workspace(db, scenario)
+        rows = list(ws.store.quarantined())
+    for r in rows:
+        raw = r.pop("raw")
+        r["raw"] = None if raw is None else bytes(raw).decode("utf-8", errors="replace")
+        r["at"] = to_iso(r["at"])
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        out.print("quarantine is empty")
+        return
+    t = Table("id", "kind", "error", "raw", header_style="bold")
+    for r in rows:
+        raw = (r["raw"] or "").strip()
+        t.add_row(str(r["id"]), r["kind"], r["error"], raw[:80] + ("…" if len(raw) > 80 else ""))
+    out.print(t)
+
+
+@app.command()
+def demo() -> None:
+    """The main job on the built-in scenario: berlin1945 as of 1945-04-12T12:00Z."""
+    with _guard():
+        ws = open_workspace(None, DEMO_SCENARIO)
+        _print_seed(ws)
+        when = _at(DEMO_AT)
+        rows = _status(ws, when)
+    _print_status(ws, rows, when)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""Geodesy on the WGS-84 ellipsoid: routes, projection onto a route, crossings.
+
+A :class:`Route` is a polyline whose edges are geodesics between its vertices. Its arc length
+``s`` (km from the first vertex) is the coordinate the whole engine works in.
+
+How projection works. The route is sampled every ``step_km`` (1 km by default) with points lying
+exactly on its geodesics (``Geod.fwd``). A query is compared with every sample by the chord
+between geodetic unit normals (n-vectors), which is exact in ranking up to the ellipsoid's
+flattening and has no trouble at the poles or across 180 degrees. The best sample's two adjacent
+sub-segments are then solved in the local tangent plane (sub-kilometre pieces, so the planar
+error is millimetres), and the cross-track distance is the geodesic distance from the foot point
+to the query (``Geod.inv``).
+
+Where a route passes close to itself (an out-and-back road, a hairpin) a report may sit near
+several parts of it: every local minimum of the distance within ``tol_km`` of the best one is a
+candidate, and with ``near_km`` (the estimator's predicted ``s``) the candidate nearest that
+``s`` wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from pyproj import Geod
+
+GEOD = Geod(ellps="WGS84")
+EARTH_RADIUS_KM = 6371.0088  # mean radius: only used to turn chord ranks into rough km
+
+_F = NDArray[np.float64]
+
+
+def nvec(lat: ArrayLike, lon: ArrayLike) -> _F:
+    """Geodetic unit normal vectors, shape (..., 3), of latitudes/longitudes in degrees."""
+    la = np.radians(np.asarray(lat, dtype=float))
+    lo = np.radians(np.asarray(lon, dtype=float))
+    cl = np.cos(la)
+    return np.stack([cl * np.cos(lo), cl * np.sin(lo), np.sin(la)], axis=-1)
+
+
+def distance_km(lat1: ArrayLike, lon1: ArrayLike, lat2: ArrayLike, lon2: ArrayLike) -> _F:
+    """Geodesic distance in km on WGS-84 (broadcasts)."""
+    a, b, c, d = np.broadcast_arrays(
+        np.asarray(lon1, float), np.asarray(lat1, float), np.asarray(lon2, float),
+        np.asarray(lat2, float),
+    )
+    _, _, m = GEOD.inv(a.ravel(), b.ravel(), c.ravel(), d.ravel())
+    return np.asarray(m, dtype=float).reshape(a.shape) / 1000.0
+
+
+class Route:
+    """A polyline of (lon, lat) vertices with cumulative geodesic length in km.
+
+    Consecutive duplicate vertices are dropped. Raises ValueError for fewer than two distinct
+    vertices or coordinates off the globe.
+    """
+
+    def __init__(self, coords: Sequence[Sequence[float]], step_km: float = 1.0) -> None:
+        arr = np.asarray(coords, dtype=float)
+        if arr.ndim != 2 or arr.shape[1] < 2:
+            raise ValueError("a route needs a list of [lon, lat] pairs")
+        lon, lat = arr[:, 0], arr[:, 1]
+        if not (np.all(np.isfinite(arr[:, :2])) and np.all(np.abs(lat) <= 90)
+                and np.all(np.abs(lon) <= 540)):
+            raise ValueError("route coordinates must be finite lon/lat in degrees")
+        az, _, dist = GEOD.inv(lon[:-1], lat[:-1], lon[1:], lat[1:])
+        keep = np.concatenate([[True], np.asarray(dist) > 1e-3])  # drop repeats (< 1 mm)
+        lon, lat = lon[keep], lat[keep]
+        if len(lon) < 2:
+            raise ValueError("a route needs at least two distinct vertices")
+        az, _, dist = GEOD.inv(lon[:-1], lat[:-1], lon[1:], lat[1:])
+        self.lon: _F = lon
+        self.lat: _F = lat
+        self._az: _F = np.asarray(az, dtype=float)
+        self.seg_km: _F = np.asarray(dist, dtype=float) / 1000.0
+        self.cum_km: _F = np.concatenate([[0.0], np.cumsum(self.seg_km)])
+        self.length_km: float = float(self.cum_km[-1])
+        step = max(step_km, self.length_km / 200_000)  # bounded sample count for huge routes
+        grid = np.arange(0.0, self.length_km, step)
+        self.s_dense: _F = np.unique(np.concatenate([grid, self.cum_km]))
+        dlat, dlon = self.point_at(self.s_dense)
+        self.lat_dense: _F = dlat
+        self.lon_dense: _F = dlon
+        self._n_dense: _F = nvec(dlat, dlon)
+
+    # -- along the route ---------------------------------------------------------------------
+    def point_at(self, s_km: ArrayLike) -> tuple[_F, _F] | tuple[float, float]:
+        """(lat, lon) in degrees at ``s_km`` along the route (clamped to [0, length])."""
+        s = np.clip(np.asarray(s_km, dtype=float), 0.0, self.length_km)
+        i = np.clip(np.searchsorted(self.cum_km, s, side="right") - 1, 0, len(self.seg_km) - 1)
+        lon, lat, _ = GEOD.fwd(self.lon[i], self.lat[i], self._az[i], (s - self.cum_km[i]) * 1e3)
+        lon = (np.asarray(lon, dtype=float) + 180.0) % 360.0 - 180.0
+        lat = np.asarray(lat, dtype=float)
+        if np.ndim(s) == 0:
+            return float(lat), float(lon)
+        return lat, lon
+
+    # -- projection ----------------------------------------------------------------------------
+    def project(
+        self, lat: float, lon: float, near_km: float | None = None, tol_km: float = 10.0
+    ) -> tuple[float, float]:
+        """Nearest point of the route to (lat, lon): ``(s_km, cross_track_km)``.
+
+        ``near_km`` picks, among local nearest candidates no more than ``tol_km`` further away
+        than the best, the one whose ``s`` is closest to ``near_km``.
+        """
+        s, x = self.project_many(np.array([lat]), np.array([lon]),
+                                 None if near_km is None else np.array([near_km]), tol_km)
+        return float(s[0]), float(x[0])
+
+    def project_many(
+        self, lat: ArrayLike, lon: ArrayLike, near_km: ArrayLike | None = None,
+        tol_km: float = 10.0,
+    ) -> tuple[_F, _F]:
+        """Vectorised :meth:`project`: arrays of ``s_km`` and ``cross_track_km``."""
+        lat = np.atleast_1d(np.asarray(lat, dtype=float))
+        lon = np.atleast_1d(np.asarray(lon, dtype=float))
+        near = None if near_km is None else np.broadcast_to(
+            np.asarray(near_km, dtype=float), lat.shape)
+        q = nvec(lat, lon)
+        k_best = np.empty(len(lat), dtype=np.intp)
+        chunk = max(1, 4_000_000 // len(self.s_dense))
+        for a in range(0, len(lat), chunk):
+            b = min(a + chunk, len(lat))
+            # chord length between unit normals -> approximate km, monotone in true distance
+            d = np.sqrt(np.maximum(2.0 - 2.0 * (q[a:b] @ self._n_dense.T), 0.0)) * EARTH_RADIUS_KM
+            if near is None:
+                k_best[a:b] = np.argmin(d, axis=1)
+                continue
+            left = np.concatenate([np.full((b - a, 1), np.inf), d[:, :-1]], axis=1)
+            right = np.concatenate([d[:, 1:], np.full((b - a, 1), np.inf)], axis=1)
+            dmin = d.min(axis=1, keepdims=True)
+            cand = (d <= left) & (d <= right) & (d <= dmin + tol_km)
+            score = np.where(cand, np.abs(self.s_dense[None, :] - near[a:b, None]), np.inf)
+            k_best[a:b] = np.argmin(score, axis=1)
+        s = self._refine(q, k_best)
+        flat, flon = self.point_at(s)
+        return s, distance_km(flat, flon, lat, lon)
+
+    def _refine(self, q: _F, k: NDArray[np.intp]) -> _F:
+        """Foot point on the two sub-segments around sample ``k``, in its tangent plane."""
+        last = len(self.s_dense) - 1
+        pk = self._n_dense[k]
+        lat = np.radians(self.lat_dense[k])
+        lon = np.radians(self.lon_dense[k])
+        east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], axis=-1)
+        north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)],
+                         axis=-1)
+
+        def plane(v: _F) -> _F:
+            d = v - pk
+            return np.stack([np.sum(d * east, -1), np.sum(d * north, -1)], axis=-1)
+
+        qp = plane(q)
+        best_s = self.s_dense[k].copy()
+        best_d = np.sum(qp * qp, axis=-1)
+        for other in (np.maximum(k - 1, 0), np.minimum(k + 1, last)):
+            op = plane(self._n_dense[other])
+            seg2 = np.sum(op * op, axis=-1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = np.clip(np.where(seg2 > 0, np.sum(qp * op, -1) / seg2, 0.0), 0.0, 1.0)
+            foot = op * t[:, None]
+            dd = np.sum((qp - foot) ** 2, axis=-1)
+            s_other = self.s_dense[k] + t * (self.s_dense[other] - self.s_dense[k])
+            better = dd < best_d
+            best_s = np.where(better, s_other, best_s)
+            best_d = np.where(better, dd, best_d)
+        return best_s
+
+    # -- objectives and crossings ---------------------------------------------------------------
+    def first_within(self, lat: float, lon: float, radius_km: float) -> float | None:
+        """The first ``s`` (km) at which the route comes within ``radius_km`` of (lat, lon),
+        or None if it never does. Refined by bisection to about 1 m."""
+        d = distance_km(self.lat_dense, self.lon_dense, lat, lon)
+        inside = np.flatnonzero(d <= radius_km)
+        if inside.size == 0:
+            return None
+        k = int(inside[0])
+        if k == 0:
+            return 0.0
+        lo, hi = float(self.s_dense[k - 1]), float(self.s_dense[k])
+        while hi - lo > 1e-3:
+            mid = 0.5 * (lo + hi)
+            plat, plon = self.point_at(mid)
+            if float(distance_km(plat, plon, lat, lon)) <= radius_km:
+                hi = mid
+            else:
+                lo = mid
+        return hi
+
+    def crossings(self, line: Sequence[Sequence[float]] | Route) -> list[float]:
+        """Sorted ``s`` (km) where the route crosses ``line`` ((lon, lat) vertices or a Route).
+
+        Both are sampled on their geodesics; the sub-segments are intersected as great-circle
+        arcs between n-vectors (exact for the sub-kilometre pieces, at any latitude or
+        longitude).
+        """
+        other = line if isinstance(line, Route) else Route(line)
+        a, b = self._n_dense[:-1], self._n_dense[1:]
+        c, d = other._n_dense[:-1], other._n_dense[1:]
+        # Candidate pairs: sub-segments whose sample points are within a few steps of each other.
+        reach = 2.0 * (np.max(np.diff(self.s_dense)) + np.max(np.diff(other.s_dense))) + 1e-6
+        pairs_i: list[NDArray[np.intp]] = []
+        pairs_j: list[NDArray[np.intp]] = []
+        pts = other._n_dense
+        chunk = max(1, 4_000_000 // len(self.s_dense))
+        for lo in range(0, len(pts), chunk):
+            hi = min(lo + chunk, len(pts))
+            dist = np.sqrt(np.maximum(2.0 - 2.0 * (pts[lo:hi] @ self._n_dense.T), 0.0))
+            dist *= EARTH_RADIUS_KM
+            jj, kk = np.nonzero(dist <= reach)
+            jj = jj + lo
+            for dj in (-1, 0):
+                for dk in (-1, 0):
+                    j2, k2 = jj + dj, kk + dk
+                    ok = (j2 >= 0) & (j2 < len(c)) & (k2 >= 0) & (k2 < len(a))
+                    pairs_j.append(j2[ok])
+                    pairs_i.append(k2[ok])
+        if not pairs_i:
+            return []
+        ii = np.concatenate(pairs_i)
+        jj = np.concatenate(pairs_j)
+        if ii.size == 0:
+            return []
+        uniq = np.unique(np.stack([ii, jj], axis=1), axis=0)
+        ii, jj = uniq[:, 0], uniq[:, 1]
+        na = np.cross(a[ii], b[ii])
+        nc = np.cross(c[jj], d[jj])
+        x = np.cross(na, nc)
+        norm = np.linalg.norm(x, axis=1)
+        ok = norm > 1e-15
+        x = np.where(ok[:, None], x / np.where(ok, norm, 1.0)[:, None], 0.0)
+        x = np.where((np.sum(x * (a[ii] + b[ii]), axis=1) < 0)[:, None], -x, x)
+
+        def between(p: _F, q: _F, n: _F, v: _F) -> NDArray[np.bool_]:
+            tol = -1e-12
+            return (np.sum(np.cross(p, v) * n, 1) >= tol) & (np.sum(np.cross(v, q) * n, 1) >= tol)
+
+        hit = ok & between(a[ii], b[ii], na, x) & between(c[jj], d[jj], nc, x)
+        if not np.any(hit):
+            return []
+        ii, x = ii[hit], x[hit]
+        ang_ab = np.arctan2(np.linalg.norm(np.cross(a[ii], b[ii]), axis=1),
+                            np.sum(a[ii] * b[ii], axis=1))
+        ang_ax = np.arctan2(np.linalg.norm(np.cross(a[ii], x), axis=1),
+                            np.sum(a[ii] * x, axis=1))
+        frac = np.where(ang_ab > 0, ang_ax / np.where(ang_ab > 0, ang_ab, 1.0), 0.0)
+        s = self.s_dense[ii] + frac * (self.s_dense[ii + 1] - self.s_dense[ii])
+        s = np.sort(s)
+        merged = [float(s[0])]
+        for v in s[1:]:
+            if v - merged[-1] > 0.01:  # one crossing seen from two adjacent pieces
+                merged.append(float(v))
+        return merged

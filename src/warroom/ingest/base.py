@@ -1,0 +1,74 @@
+"""What every input format provides: records with their line and raw bytes.
+
+A format is one module that registers an :class:`InputFormat` (see ``warroom.ingest``). It turns
+a byte stream into :class:`Record` s: the fields of one report (names as in reports.csv), or a
+parse error, always with the raw input so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Protocol
+
+MAX_LINE = 16 * 1024 * 1024  # a single line longer than this is not a report
+
+
+@dataclass(slots=True)
+class Record:
+    """One report's fields as parsed, or the error that stopped parsing it."""
+
+    line: int | None
+    raw: bytes
+    fields: dict[str, Any] | None
+    error: str | None = None
+
+
+class CountingReader:
+    """A binary stream that counts the bytes read (for progress bars)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+        self.pos = 0
+
+    def readline(self, limit: int = MAX_LINE) -> bytes:
+        b = self._raw.readline(limit)
+        self.pos += len(b)
+        return b
+
+    def read(self, n: int = -1) -> bytes:
+        b = self._raw.read(n)
+        self.pos += len(b)
+        return b
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            b = self.readline()
+            if not b:
+                return
+            yield b
+
+
+class InputFormat(Protocol):
+    """An input format: ``sniff`` rates a file's first bytes (0 = not this format, 100 = sure),
+    ``records`` parses the whole stream lazily."""
+
+    name: str
+
+    def sniff(self, head: bytes, filename: str | None) -> int: ...
+
+    def records(self, stream: CountingReader, origin: str) -> Iterator[Record]: ...
+
+
+def text_lines(stream: CountingReader) -> Iterator[tuple[int, bytes, str | None, str | None]]:
+    """``(line_no, raw, text, error)`` for each line: UTF-8 decoded (a BOM at the start is
+    dropped), or an error for a line that is not UTF-8 text."""
+    for n, raw in enumerate(stream, start=1):
+        b = raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
+        if b"\x00" in b:
+            yield n, raw, None, "binary data (NUL bytes), not text"
+            continue
+        try:
+            yield n, raw, b.decode("utf-8"), None
+        except UnicodeDecodeError as e:
+            yield n, raw, None, f"not UTF-8 text ({e.reason} at byte {e.start})"

@@ -1,0 +1,109 @@
+"""Stream a file into the store: detect the format, parse, validate, land in batches.
+
+Memory is bounded by the batch size (not the file size): each batch of good rows lands in one
+transaction together with that batch's bad rows in quarantine.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from warroom.ingest import detect
+from warroom.ingest.base import CountingReader
+from warroom.ingest.validate import Validator
+from warroom.store import BatchResult, QuarantineRow, Store
+
+BATCH = 20_000
+MAX_MESSAGES = 50
+
+
+@dataclass
+class IngestResult:
+    """Counts of one ingest; ``messages`` holds the first problems, one line each."""
+
+    origin: str
+    format: str = ""
+    accepted: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+    quarantined: int = 0
+    messages: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.quarantined == 0 and self.conflict == 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"origin": self.origin, "format": self.format, "accepted": self.accepted,
+                "duplicate": self.duplicate, "conflict": self.conflict,
+                "quarantined": self.quarantined, "messages": self.messages}
+
+
+def ingest_stream(
+    store: Store, validator: Validator, raw: BinaryIO, origin: str,
+    filename: str | None = None, batch_size: int = BATCH,
+    progress: Callable[[int], None] | None = None,
+) -> IngestResult:
+    """Ingest one byte stream; ``progress`` is called with the bytes read so far."""
+    buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
+    head = buffered.peek(1 << 16)[: 1 << 16]  # type: ignore[union-attr]
+    fmt = detect(head, filename)
+    result = IngestResult(origin=origin, format=fmt.name)
+    stream = CountingReader(buffered)  # type: ignore[arg-type]
+    rows: list[tuple[Any, ...]] = []
+    raws: list[bytes | None] = []
+    lines: list[int | None] = []
+    bad: list[QuarantineRow] = []
+    row_of = validator.row
+
+    def note(msg: str) -> None:
+        if len(result.messages) < MAX_MESSAGES:
+            result.messages.append(msg)
+
+    def flush() -> None:
+        if not rows and not bad:
+            return
+        br: BatchResult = store.write_batch(rows, raws, lines, origin, bad)
+        result.accepted += br.accepted
+        result.duplicate += br.duplicate
+        result.conflict += br.conflict
+        result.quarantined += len(bad)
+        if br.conflict:
+            note(f"{origin}: {br.conflict} conflicting report(s) kept in quarantine (same "
+                 "source and report_id as a stored report, different content)")
+        rows.clear()
+        raws.clear()
+        lines.clear()
+        bad.clear()
+        if progress is not None:
+            progress(stream.pos)
+
+    for rec in fmt.records(stream, origin):
+        where = f"{origin} line {rec.line}" if rec.line is not None else origin
+        if rec.fields is None:
+            msg = f"{where}, {rec.error}"
+            bad.append(QuarantineRow(origin, rec.line, "invalid", msg, rec.raw))
+            note(msg)
+        else:
+            row, errs = row_of(rec.fields)
+            if row is None:
+                msg = f"{where}, " + "; ".join(errs)
+                f = rec.fields
+                bad.append(QuarantineRow(origin, rec.line, "invalid", msg, rec.raw,
+                                         _s(f.get("source")), _s(f.get("report_id"))))
+                note(msg)
+            else:
+                rows.append(row)
+                raws.append(rec.raw)
+                lines.append(rec.line)
+        if len(rows) + len(bad) >= batch_size:
+            flush()
+    flush()
+    return result
+
+
+def _s(v: Any) -> str | None:
+    return None if v is None else str(v)

@@ -1,0 +1,172 @@
+"""Turn parsed report fields into a store row, or say exactly what is wrong.
+
+Every problem of a row is reported, each naming the field, what was found and what was
+expected: ``observed_at: '12 April' is not an ISO 8601 time with a zone``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from typing import Any
+
+from warroom.domain import Event, Scenario
+from warroom.gazetteer import Gazetteer
+from warroom.grades import normalise_grade
+from warroom.ingest.fields import KNOWN
+from warroom.timeutil import TimeFormatError, parse_time
+
+_EVENTS = frozenset(e.value for e in Event)
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, str):
+        v = v.strip()
+        return v or None
+    if isinstance(v, bool | dict | list):
+        return json.dumps(v, sort_keys=True)
+    return str(v)
+
+
+def _number(v: Any) -> float:
+    if isinstance(v, bool):
+        raise ValueError
+    return float(v)
+
+
+class Validator:
+    """Validates report fields against a scenario: known force, target and place names."""
+
+    def __init__(self, scenario: Scenario) -> None:
+        self.scenario = scenario
+        self.forces = sorted(scenario.forces)
+        self.force_set = frozenset(self.forces)
+        self.targets = frozenset(scenario.targets())
+        self.gazetteer = Gazetteer(scenario.places)
+        self._places: dict[str, tuple[float, float] | None] = {}
+
+    def row(self, f: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
+        """``(row, [])`` for a good report (a tuple in ``store.ROW_FIELDS`` order), or
+        ``(None, problems)``."""
+        errs: list[str] = []
+        source = _text(f.get("source"))
+        rid = _text(f.get("report_id"))
+        force = _text(f.get("force"))
+        if not rid:
+            errs.append("report_id: missing; expected an id unique per source")
+        if not source:
+            errs.append("source: missing; expected who sent the report")
+        if not force:
+            errs.append("force: missing; expected a force id")
+        elif force not in self.force_set:
+            near = difflib.get_close_matches(force, self.forces, n=2, cutoff=0.5)
+            hint = f" (did you mean {' or '.join(near)}?)" if near else ""
+            errs.append(f"force: {force!r} is not a force of this scenario{hint}; expected one "
+                        f"of {', '.join(self.forces)}")
+        observed = self._time(f, "observed_at", errs, required=True)
+        received = self._time(f, "received_at", errs, required=False)
+        if received is None:
+            received = observed
+        elif observed is not None and received < observed:
+            errs.append(f"received_at: {f.get('received_at')!r} is before observed_at; expected "
+                        "a report to be received no earlier than it was observed")
+        lat = self._coord(f, "lat", 90.0, errs)
+        lon = self._coord(f, "lon", 180.0, errs)
+        if (lat is None) != (lon is None) and not any(e.startswith(("lat", "lon")) for e in errs):
+            errs.append("lat/lon: only one of them given; expected both, or a place")
+        place = _text(f.get("place"))
+        if place is not None and lat is None and lon is None:
+            hit = self._place(place)
+            if hit is None:
+                near = self.gazetteer.suggest(place)
+                hint = f"; did you mean {', '.join(near)}?" if near else ""
+                errs.append(f"place: {place!r} is not in the scenario's gazetteer{hint}")
+            else:
+                lat, lon = hit
+        unc = None
+        if f.get("uncertainty_km") not in (None, ""):
+            try:
+                unc = _number(f["uncertainty_km"])
+                if not (math.isfinite(unc) and unc > 0):
+                    raise ValueError
+            except (TypeError, ValueError):
+                errs.append(f"uncertainty_km: {f['uncertainty_km']!r}; expected a positive "
+                            "number of km (1-sigma)")
+        try:
+            grade = normalise_grade(_text(f.get("grade")))
+        except ValueError as e:
+            errs.append(f"grade: {e}")
+            grade = "F6"
+        event = (_text(f.get("event")) or "position").lower()
+        target = _text(f.get("target"))
+        if event not in _EVENTS:
+            errs.append(f"event: {event!r}; expected one of {', '.join(sorted(_EVENTS))}")
+        elif event in ("reached", "crossed"):
+            if not target:
+                errs.append(f"target: missing; a {event!r} report names the objective, obstacle "
+                            "or line it is about")
+            elif target not in self.targets:
+                errs.append(f"target: {target!r} is not an objective, obstacle or line of this "
+                            f"scenario; expected one of {', '.join(sorted(self.targets))}")
+        elif event == "position" and lat is None and place is None and not any(
+                e.startswith(("lat", "lon", "place")) for e in errs):
+            errs.append("lat/lon: missing; a position report needs lat and lon, or a place")
+        if event == "halted" and target and target not in self.targets:
+            errs.append(f"target: {target!r} is not an objective, obstacle or line of this "
+                        "scenario")
+        if errs:
+            return None, errs
+        text = f.get("text")
+        text = text if isinstance(text, str) and text != "" else _text(text)
+        extra = {k: v for k, v in f.items() if k not in KNOWN and v not in (None, "")}
+        extra_json = json.dumps(extra, sort_keys=True, default=str) if extra else None
+        sources = _text(f.get("sources"))
+        content = (source, rid, force, observed, lat, lon, place, unc, grade, event, target,
+                   text, sources, extra_json)
+        digest = hashlib.blake2b(repr(content).encode("utf-8", "surrogatepass"),
+                                 digest_size=16).hexdigest()
+        return (source, rid, force, observed, received, lat, lon, place, unc, grade, event,
+                target, text, sources, extra_json, digest), []
+
+    def _time(self, f: dict[str, Any], name: str, errs: list[str], required: bool) -> int | None:
+        v = f.get(name)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            if required:
+                errs.append(f"{name}: missing; expected an ISO 8601 time with a zone")
+            return None
+        if not isinstance(v, str):
+            errs.append(f"{name}: {v!r} is not an ISO 8601 time with a zone")
+            return None
+        try:
+            return parse_time(v)
+        except TimeFormatError as e:
+            msg = str(e)
+            if "no zone" not in msg:
+                msg = f"{v!r} is not an ISO 8601 time with a zone"
+            errs.append(f"{name}: {msg}")
+            return None
+
+    def _coord(self, f: dict[str, Any], name: str, limit: float, errs: list[str]) -> float | None:
+        v = f.get(name)
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        try:
+            x = _number(v)
+        except (TypeError, ValueError):
+            errs.append(f"{name}: {v!r} is not a number; expected decimal degrees")
+            return None
+        if not math.isfinite(x) or abs(x) > limit:
+            errs.append(f"{name}: {v!r} is out of range; expected decimal degrees in "
+                        f"[-{limit:g}, {limit:g}]")
+            return None
+        return x
+
+    def _place(self, name: str) -> tuple[float, float] | None:
+        if name not in self._places:
+            hit = self.gazetteer.lookup(name)
+            self._places[name] = None if hit is None else (hit.coords[0][1], hit.coords[0][0])
+        return self._places[name]

@@ -1,0 +1,268 @@
+"""The report store: one SQLite file in WAL mode.
+
+Reports are append-only and bitemporal: ``observed_at`` (when it happened) and ``received_at``
+(when we learned it), both UTC epoch seconds. The situation "as of T" reads only reports with
+``received_at <= T``.
+
+Ingest is idempotent. A report's identity is ``(source, report_id)``; its content digest covers
+every field except ``received_at`` (hearing the same report again later is not new content).
+The same key with the same digest is a duplicate (no-op); the same key with another digest is a
+conflict: the newcomer goes to quarantine beside the stored original, which is never overwritten.
+Inside one batch, conflicting rows are settled by earliest ``received_at`` then smallest digest,
+so the order of rows in a file does not change what is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from warroom.domain import Report
+
+SCHEMA_VERSION = 1
+
+# Forward migrations: MIGRATIONS[n] takes a store from version n to n + 1.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)""",
+        """CREATE TABLE reports (
+            seq INTEGER PRIMARY KEY,
+            source TEXT NOT NULL, report_id TEXT NOT NULL, force TEXT NOT NULL,
+            observed_at INTEGER NOT NULL, received_at INTEGER NOT NULL,
+            lat REAL, lon REAL, place TEXT, uncertainty_km REAL,
+            grade TEXT NOT NULL, event TEXT NOT NULL, target TEXT, text TEXT, sources TEXT,
+            extra TEXT, digest TEXT NOT NULL, ingested_at INTEGER NOT NULL, origin TEXT,
+            UNIQUE (source, report_id))""",
+        """CREATE INDEX reports_force_received ON reports (force, received_at)""",
+        """CREATE INDEX reports_force_observed ON reports (force, observed_at)""",
+        """CREATE TABLE quarantine (
+            id INTEGER PRIMARY KEY, at INTEGER NOT NULL, origin TEXT, line INTEGER,
+            kind TEXT NOT NULL, error TEXT NOT NULL, raw BLOB,
+            source TEXT, report_id TEXT)""",
+    ],
+]
+
+# Column order of a report row tuple, as built by the ingest validators.
+ROW_FIELDS = ("source", "report_id", "force", "observed_at", "received_at", "lat", "lon", "place",
+              "uncertainty_km", "grade", "event", "target", "text", "sources", "extra", "digest")
+_REPORT_COLS = ", ".join(ROW_FIELDS)
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicate: int = 0
+    conflict: int = 0
+
+    def __iadd__(self, other: BatchResult) -> BatchResult:
+        self.accepted += other.accepted
+        self.duplicate += other.duplicate
+        self.conflict += other.conflict
+        return self
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    origin: str | None
+    line: int | None
+    kind: str  # "invalid" | "conflict"
+    error: str
+    raw: bytes | None
+    source: str | None = None
+    report_id: str | None = None
+
+
+class StoreError(Exception):
+    """The store cannot be opened or is of a newer schema."""
+
+
+class Store:
+    """A report store on a SQLite file (``":memory:"`` for a throw-away store)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            if self.path != ":memory:":
+                mode = self.conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"{self.path}: not a warroom store ({e})") from None
+
+    # -- schema --------------------------------------------------------------------------------
+    @property
+    def schema_version(self) -> int:
+        return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        v = self.schema_version
+        if v > SCHEMA_VERSION:
+            raise StoreError(f"{self.path}: schema version {v} is newer than this warroom "
+                             f"understands ({SCHEMA_VERSION}); upgrade warroom")
+        for n in range(v, SCHEMA_VERSION):
+            with self.transaction():
+                for stmt in MIGRATIONS[n]:
+                    self.conn.execute(stmt)
+                self.conn.execute(f"PRAGMA user_version = {n + 1}")
+
+    def transaction(self) -> _Tx:
+        return _Tx(self.conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # -- meta ------------------------------------------------------------------------------------
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else row[0]
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) "
+                          "DO UPDATE SET value = excluded.value", (key, value))
+
+    # -- writing -------------------------------------------------------------------------------
+    def write_batch(
+        self, rows: Sequence[tuple[Any, ...]], raws: Sequence[bytes | None],
+        lines: Sequence[int | None], origin: str | None, bad: Iterable[QuarantineRow] = (),
+    ) -> BatchResult:
+        """Land one batch in one transaction: good ``rows`` (tuples in ``ROW_FIELDS`` order, with
+        their raw input and line numbers) and the batch's ``bad`` rows for quarantine."""
+        res = BatchResult()
+        now = int(time.time())
+        best: dict[tuple[str, str], int] = {}
+        losers: list[int] = []
+        for i, r in enumerate(rows):
+            key = (r[0], r[1])
+            j = best.get(key)
+            if j is None:
+                best[key] = i
+                continue
+            other = rows[j]
+            if other[15] == r[15]:  # same content: a duplicate; keep the earliest received
+                res.duplicate += 1
+                if r[4] < other[4]:
+                    best[key] = i
+                continue
+            res.conflict += 1
+            if (r[4], r[15]) < (other[4], other[15]):
+                best[key] = i
+                losers.append(j)
+            else:
+                losers.append(i)
+        quarantine = list(bad)
+        for i in losers:
+            r = rows[i]
+            quarantine.append(QuarantineRow(
+                origin, lines[i], "conflict",
+                f"report {r[1]!r} from {r[0]!r} conflicts with another row of the same batch "
+                "that has the same key and different content; the other was kept",
+                raws[i], r[0], r[1]))
+        keep = sorted(best.values())
+        c = self.conn
+        with self.transaction():
+            c.execute("CREATE TEMP TABLE IF NOT EXISTS stage (" + ", ".join(ROW_FIELDS)
+                      + ", raw BLOB, line INTEGER)")
+            c.execute("DELETE FROM stage")
+            c.executemany(
+                f"INSERT INTO stage ({_REPORT_COLS}, raw, line) VALUES ("
+                + ", ".join("?" * (len(ROW_FIELDS) + 2)) + ")",
+                (rows[i] + (raws[i], lines[i]) for i in keep),
+            )
+            dup = c.execute("SELECT count(*) FROM stage s JOIN reports r ON "
+                            "r.source = s.source AND r.report_id = s.report_id "
+                            "AND r.digest = s.digest").fetchone()[0]
+            conf = c.execute(
+                "INSERT INTO quarantine (at, origin, line, kind, error, raw, source, report_id) "
+                "SELECT ?, ?, s.line, 'conflict', 'report ' || quote(s.report_id) || ' from ' || "
+                "quote(s.source) || ' conflicts with the stored report of the same key (stored '"
+                " || r.origin || ', kept); same key, different content', s.raw, s.source, "
+                "s.report_id FROM stage s JOIN reports r ON r.source = s.source AND "
+                "r.report_id = s.report_id AND r.digest != s.digest", (now, origin)).rowcount
+            ins = c.execute(
+                f"INSERT INTO reports ({_REPORT_COLS}, ingested_at, origin) "
+                f"SELECT {_REPORT_COLS}, ?, ? FROM stage s WHERE NOT EXISTS (SELECT 1 FROM "
+                "reports r WHERE r.source = s.source AND r.report_id = s.report_id)",
+                (now, origin)).rowcount
+            self._quarantine(quarantine, now)
+        res.duplicate += dup
+        res.conflict += conf
+        res.accepted += ins
+        return res
+
+    def _quarantine(self, rows: Iterable[QuarantineRow], now: int) -> int:
+        cur = self.conn.executemany(
+            "INSERT INTO quarantine (at, origin, line, kind, error, raw, source, report_id) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            ((now, q.origin, q.line, q.kind, q.error, q.raw, q.source, q.report_id)
+             for q in rows))
+        return cur.rowcount
+
+    def quarantine(self, rows: Iterable[QuarantineRow]) -> int:
+        """Put rows in quarantine (their own transaction)."""
+        with self.transaction():
+            return self._quarantine(rows, int(time.time()))
+
+    # -- reading -------------------------------------------------------------------------------
+    def count_reports(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM reports").fetchone()[0])
+
+    def forces(self) -> list[str]:
+        return [r[0] for r in self.conn.execute("SELECT DISTINCT force FROM reports ORDER BY 1")]
+
+    def reports(self, force: str | None = None, as_of: int | None = None) -> list[Report]:
+        """Reports (of one force, or all) known as of ``as_of`` (``received_at <= as_of``), in
+        ``observed_at`` order (ties: ``received_at``, source, report_id)."""
+        sql = f"SELECT {_REPORT_COLS} FROM reports WHERE 1=1"
+        args: list[Any] = []
+        if force is not None:
+            sql += " AND force = ?"
+            args.append(force)
+        if as_of is not None:
+            sql += " AND received_at <= ?"
+            args.append(as_of)
+        sql += " ORDER BY observed_at, received_at, source, report_id"
+        return [_to_report(r) for r in self.conn.execute(sql, args)]
+
+    def quarantined(self) -> Iterator[dict[str, Any]]:
+        """Quarantined rows, oldest first."""
+        cur = self.conn.execute("SELECT id, at, origin, line, kind, error, raw, source, "
+                                "report_id FROM quarantine ORDER BY id")
+        names = [d[0] for d in cur.description]
+        for row in cur:
+            yield dict(zip(names, row, strict=True))
+
+    def count_quarantined(self) -> int:
+        return int(self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+
+def _to_report(r: tuple[Any, ...]) -> Report:
+    return Report(
+        source=r[0], report_id=r[1], force=r[2], observed_at=r[3], received_at=r[4],
+        lat=r[5], lon=r[6], place=r[7], uncertainty_km=r[8], grade=r[9], event=r[10],
+        target=r[11], text=r[12], sources=r[13], extra=json.loads(r[14]) if r[14] else {},
+    )
+
+
+class _Tx:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT`` (``ROLLBACK`` on error)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
