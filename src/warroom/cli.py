@@ -31,8 +31,8 @@ app = typer.Typer(
     help="warroom: where each force is, how fast it advances, and who reaches each objective "
          "first.",
 )
-out = Console()
-err = Console(stderr=True, highlight=False)
+out = Console(width=None if Console().is_terminal else 120)  # pipes and logs get 120 columns
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 _state = {"debug": False}
 
 DEMO_SCENARIO = "berlin1945"

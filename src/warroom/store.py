@@ -14,6 +14,7 @@ so the order of rows in a file does not change what is stored.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -38,12 +39,11 @@ MIGRATIONS: list[list[str]] = [
             grade TEXT NOT NULL, event TEXT NOT NULL, target TEXT, text TEXT, sources TEXT,
             extra TEXT, digest TEXT NOT NULL, ingested_at INTEGER NOT NULL, origin TEXT,
             UNIQUE (source, report_id))""",
-        """CREATE INDEX reports_force_received ON reports (force, received_at)""",
         """CREATE INDEX reports_force_observed ON reports (force, observed_at)""",
         """CREATE TABLE quarantine (
             id INTEGER PRIMARY KEY, at INTEGER NOT NULL, origin TEXT, line INTEGER,
             kind TEXT NOT NULL, error TEXT NOT NULL, raw BLOB,
-            source TEXT, report_id TEXT)""",
+            source TEXT, report_id TEXT, fingerprint BLOB NOT NULL UNIQUE)""",
     ],
 ]
 
@@ -95,6 +95,8 @@ class Store:
                 if mode.lower() != "wal":
                     raise StoreError(f"{self.path}: could not switch to WAL mode (got {mode})")
             self.conn.execute("PRAGMA synchronous=NORMAL")
+            self.conn.execute("PRAGMA temp_store=MEMORY")
+            self.conn.execute("PRAGMA cache_size=-65536")  # 64 MiB: index inserts stay in memory
             self.conn.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as e:
@@ -133,7 +135,7 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------------
     def write_batch(
-        self, rows: Sequence[tuple[Any, ...]], raws: Sequence[bytes | None],
+        self, rows: Sequence[tuple[Any, ...]], raws: Sequence[bytes | str | None],
         lines: Sequence[int | None], origin: str | None, bad: Iterable[QuarantineRow] = (),
     ) -> BatchResult:
         """Land one batch in one transaction: good ``rows`` (tuples in ``ROW_FIELDS`` order, with
@@ -167,33 +169,35 @@ class Store:
                 origin, lines[i], "conflict",
                 f"report {r[1]!r} from {r[0]!r} conflicts with another row of the same batch "
                 "that has the same key and different content; the other was kept",
-                raws[i], r[0], r[1]))
+                _as_bytes(raws[i]), r[0], r[1]))
         keep = sorted(best.values())
         c = self.conn
+        insert = (f"INSERT OR IGNORE INTO reports ({_REPORT_COLS}, ingested_at, origin) VALUES ("
+                  + ", ".join("?" * (len(ROW_FIELDS) + 2)) + ")")
         with self.transaction():
-            c.execute("CREATE TEMP TABLE IF NOT EXISTS stage (" + ", ".join(ROW_FIELDS)
-                      + ", raw BLOB, line INTEGER)")
-            c.execute("DELETE FROM stage")
-            c.executemany(
-                f"INSERT INTO stage ({_REPORT_COLS}, raw, line) VALUES ("
-                + ", ".join("?" * (len(ROW_FIELDS) + 2)) + ")",
-                (rows[i] + (raws[i], lines[i]) for i in keep),
-            )
-            dup = c.execute("SELECT count(*) FROM stage s JOIN reports r ON "
-                            "r.source = s.source AND r.report_id = s.report_id "
-                            "AND r.digest = s.digest").fetchone()[0]
-            conf = c.execute(
-                "INSERT INTO quarantine (at, origin, line, kind, error, raw, source, report_id) "
-                "SELECT ?, ?, s.line, 'conflict', 'report ' || quote(s.report_id) || ' from ' || "
-                "quote(s.source) || ' conflicts with the stored report of the same key (stored '"
-                " || r.origin || ', kept); same key, different content', s.raw, s.source, "
-                "s.report_id FROM stage s JOIN reports r ON r.source = s.source AND "
-                "r.report_id = s.report_id AND r.digest != s.digest", (now, origin)).rowcount
-            ins = c.execute(
-                f"INSERT INTO reports ({_REPORT_COLS}, ingested_at, origin) "
-                f"SELECT {_REPORT_COLS}, ?, ? FROM stage s WHERE NOT EXISTS (SELECT 1 FROM "
-                "reports r WHERE r.source = s.source AND r.report_id = s.report_id)",
-                (now, origin)).rowcount
+            before = c.execute("SELECT coalesce(max(seq), 0) FROM reports").fetchone()[0]
+            ins = c.executemany(insert, (rows[i] + (now, origin) for i in keep)).rowcount
+            dup = conf = 0
+            if ins < len(keep):
+                # Some keys were stored already (rows older than this batch): a duplicate when
+                # the digest matches, else a conflict. Only this rarer path pays for the join.
+                c.execute("CREATE TEMP TABLE IF NOT EXISTS stage (source, report_id, i)")
+                c.execute("DELETE FROM stage")
+                c.executemany("INSERT INTO stage VALUES (?, ?, ?)",
+                              ((rows[i][0], rows[i][1], i) for i in keep))
+                for i, digest in c.execute(
+                        "SELECT s.i, r.digest FROM stage s JOIN reports r ON r.source = s.source "
+                        "AND r.report_id = s.report_id WHERE r.seq <= ?", (before,)):
+                    r = rows[i]
+                    if digest == r[15]:
+                        dup += 1
+                        continue
+                    conf += 1
+                    quarantine.append(QuarantineRow(
+                        origin, lines[i], "conflict",
+                        f"report {r[1]!r} from {r[0]!r} conflicts with the stored report of the "
+                        "same key (same source and report_id, different content); the stored "
+                        "one is kept", _as_bytes(raws[i]), r[0], r[1]))
             self._quarantine(quarantine, now)
         res.duplicate += dup
         res.conflict += conf
@@ -201,10 +205,14 @@ class Store:
         return res
 
     def _quarantine(self, rows: Iterable[QuarantineRow], now: int) -> int:
+        """Insert quarantine rows; the same bad input from the same origin, line and reason is
+        kept once (re-running a file does not pile up copies)."""
         cur = self.conn.executemany(
-            "INSERT INTO quarantine (at, origin, line, kind, error, raw, source, report_id) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            ((now, q.origin, q.line, q.kind, q.error, q.raw, q.source, q.report_id)
+            "INSERT OR IGNORE INTO quarantine (at, origin, line, kind, error, raw, source, "
+            "report_id, fingerprint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ((now, q.origin, q.line, q.kind, q.error, q.raw, q.source, q.report_id,
+              hashlib.blake2b(repr((q.origin, q.line, q.kind, q.error, q.raw)).encode(),
+                              digest_size=16).digest())
              for q in rows))
         return cur.rowcount
 
@@ -244,6 +252,10 @@ class Store:
 
     def count_quarantined(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+
+def _as_bytes(raw: bytes | str | None) -> bytes | None:
+    return raw.encode("utf-8", errors="surrogateescape") if isinstance(raw, str) else raw
 
 
 def _to_report(r: tuple[Any, ...]) -> Report:

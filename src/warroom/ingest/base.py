@@ -7,6 +7,7 @@ parse error, always with the raw input so nothing is lost.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
@@ -16,28 +17,40 @@ MAX_LINE = 16 * 1024 * 1024  # a single line longer than this is not a report
 
 @dataclass(slots=True)
 class Record:
-    """One report's fields as parsed, or the error that stopped parsing it."""
+    """One report's fields as parsed, or the error that stopped parsing it. ``raw`` is the
+    exact input: bytes, or text that encodes back to them (UTF-8 with ``surrogateescape``)."""
 
     line: int | None
-    raw: bytes
+    raw: bytes | str
     fields: dict[str, Any] | None
     error: str | None = None
 
 
-class CountingReader:
+class CountingReader(io.RawIOBase):
     """A binary stream that counts the bytes read (for progress bars)."""
 
     def __init__(self, raw: BinaryIO) -> None:
+        super().__init__()
         self._raw = raw
         self.pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._raw.read(len(b))
+        n = len(data)
+        b[:n] = data
+        self.pos += n
+        return n
 
     def readline(self, limit: int = MAX_LINE) -> bytes:
         b = self._raw.readline(limit)
         self.pos += len(b)
         return b
 
-    def read(self, n: int = -1) -> bytes:
-        b = self._raw.read(n)
+    def read(self, n: int | None = -1) -> bytes:
+        b = self._raw.read(-1 if n is None else n)
         self.pos += len(b)
         return b
 

@@ -82,27 +82,35 @@ def ingest_stream(
             progress(stream.pos)
 
     for rec in fmt.records(stream, origin):
-        where = f"{origin} line {rec.line}" if rec.line is not None else origin
-        if rec.fields is None:
-            msg = f"{where}, {rec.error}"
-            bad.append(QuarantineRow(origin, rec.line, "invalid", msg, rec.raw))
-            note(msg)
-        else:
-            row, errs = row_of(rec.fields)
-            if row is None:
-                msg = f"{where}, " + "; ".join(errs)
-                f = rec.fields
-                bad.append(QuarantineRow(origin, rec.line, "invalid", msg, rec.raw,
-                                         _s(f.get("source")), _s(f.get("report_id"))))
-                note(msg)
-            else:
+        fields = rec.fields
+        if fields is not None:
+            row, errs = row_of(fields)
+            if row is not None:
                 rows.append(row)
                 raws.append(rec.raw)
                 lines.append(rec.line)
+                if len(rows) >= batch_size:
+                    flush()
+                continue
+            msg = f"{_where(origin, rec.line)}, " + "; ".join(errs)
+            bad.append(QuarantineRow(origin, rec.line, "invalid", msg, _bytes(rec.raw),
+                                     _s(fields.get("source")), _s(fields.get("report_id"))))
+        else:
+            msg = f"{_where(origin, rec.line)}, {rec.error}"
+            bad.append(QuarantineRow(origin, rec.line, "invalid", msg, _bytes(rec.raw)))
+        note(msg)
         if len(rows) + len(bad) >= batch_size:
             flush()
     flush()
     return result
+
+
+def _where(origin: str, line: int | None) -> str:
+    return origin if line is None else f"{origin} line {line}"
+
+
+def _bytes(raw: bytes | str) -> bytes:
+    return raw.encode("utf-8", errors="surrogateescape") if isinstance(raw, str) else raw
 
 
 def _s(v: Any) -> str | None:

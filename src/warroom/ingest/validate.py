@@ -19,6 +19,9 @@ from warroom.ingest.fields import KNOWN
 from warroom.timeutil import TimeFormatError, parse_time
 
 _EVENTS = frozenset(e.value for e in Event)
+_EVENT_NAMES = {e.value: e.value for e in Event} | {e.value.upper(): e.value for e in Event}
+_GRADES = {f"{r}{c}": f"{r}{c}" for r in "ABCDEF" for c in "123456"}
+_GRADES |= {k.lower(): v for k, v in _GRADES.items()}
 
 
 def _text(v: Any) -> str | None:
@@ -48,10 +51,112 @@ class Validator:
         self.targets = frozenset(scenario.targets())
         self.gazetteer = Gazetteer(scenario.places)
         self._places: dict[str, tuple[float, float] | None] = {}
+        self._tcache: dict[Any, int] = {}
 
     def row(self, f: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
         """``(row, [])`` for a good report (a tuple in ``store.ROW_FIELDS`` order), or
-        ``(None, problems)``."""
+        ``(None, problems)``.
+
+        A fast path accepts the common, plainly good row; anything it is not sure of goes
+        through :meth:`full`, which finds and names every problem. Both give the same row.
+        """
+        try:
+            row = self.fast(f)
+        except (TypeError, ValueError, AttributeError):
+            row = None
+        if row is not None:
+            return row, []
+        return self.full(f)
+
+    def fast(self, f: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The row of a plainly good report, or None to defer to :meth:`full`."""
+        get = f.get
+        source = get("source").strip()
+        rid = get("report_id").strip()
+        force = get("force").strip()
+        if not source or not rid or force not in self.force_set:
+            return None
+        tc = self._tcache
+        ov = get("observed_at")
+        observed = tc.get(ov)
+        if observed is None:
+            observed = self._cache_time(ov)
+        rv = get("received_at")
+        if rv is None:
+            received = observed
+        else:
+            received = tc.get(rv)
+            if received is None:
+                received = self._cache_time(rv)
+            if received < observed:
+                return None
+        lat = get("lat")
+        lon = get("lon")
+        if lat is None or lon is None:
+            if lat is not None or lon is not None or get("place") is not None:
+                return None
+        else:
+            if type(lat) is bool or type(lon) is bool:
+                return None
+            lat = float(lat)
+            lon = float(lon)
+            if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
+                return None
+        unc = get("uncertainty_km")
+        if unc is not None:
+            unc = float(unc)
+            if not (0.0 < unc < math.inf):
+                return None
+        g = get("grade")
+        grade = "F6" if g is None else _GRADES.get(g)
+        ev = get("event")
+        event = "position" if ev is None else _EVENT_NAMES.get(ev)
+        if grade is None or event is None:
+            return None
+        target = get("target")
+        if target is not None:
+            target = target.strip() or None
+        if event == "position":
+            if lat is None:
+                return None
+        elif event != "halted" or target is not None:
+            if target not in self.targets:
+                return None
+        text = get("text")
+        if text is not None and (type(text) is not str or text == ""):
+            return None
+        sources = get("sources")
+        if sources is not None:
+            sources = sources.strip() or None
+        extra = f.keys() - KNOWN
+        return self._finish(source, rid, force, observed, received, lat, lon, get("place"), unc,
+                            grade, event, target, text, sources,
+                            {k: f[k] for k in extra} if extra else None)
+
+    def _cache_time(self, v: Any) -> int:
+        t = parse_time(v)  # raises for non-strings and bad times: the full path says why
+        if len(self._tcache) > 100_000:
+            self._tcache.clear()
+        self._tcache[v] = t
+        return t
+
+    @staticmethod
+    def _finish(source: str, rid: str, force: str, observed: int, received: int,
+                lat: float | None, lon: float | None, place: Any, unc: float | None, grade: str,
+                event: str, target: str | None, text: str | None, sources: str | None,
+                extra: dict[str, Any] | None) -> tuple[Any, ...]:
+        place = _text(place)
+        extra = {k: v for k, v in extra.items() if v not in (None, "")} if extra else None
+        extra_json = json.dumps(extra, sort_keys=True, default=str) if extra else None
+        content = (source, rid, force, observed, lat, lon, place, unc, grade, event, target,
+                   text, sources, extra_json)
+        digest = hashlib.blake2b(repr(content).encode("utf-8", "surrogatepass"),
+                                 digest_size=16).hexdigest()
+        return (source, rid, force, observed, received, lat, lon, place, unc, grade, event,
+                target, text, sources, extra_json, digest)
+
+    def full(self, f: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
+        """Validate every field; ``(row, [])`` or ``(None, problems)``."""
         errs: list[str] = []
         source = _text(f.get("source"))
         rid = _text(f.get("report_id"))
@@ -122,15 +227,9 @@ class Validator:
             return None, errs
         text = f.get("text")
         text = text if isinstance(text, str) and text != "" else _text(text)
-        extra = {k: v for k, v in f.items() if k not in KNOWN and v not in (None, "")}
-        extra_json = json.dumps(extra, sort_keys=True, default=str) if extra else None
-        sources = _text(f.get("sources"))
-        content = (source, rid, force, observed, lat, lon, place, unc, grade, event, target,
-                   text, sources, extra_json)
-        digest = hashlib.blake2b(repr(content).encode("utf-8", "surrogatepass"),
-                                 digest_size=16).hexdigest()
-        return (source, rid, force, observed, received, lat, lon, place, unc, grade, event,
-                target, text, sources, extra_json, digest), []
+        extra = {k: v for k, v in f.items() if k not in KNOWN}
+        return self._finish(source, rid, force, observed, received, lat, lon, place, unc, grade,
+                            event, target, text, _text(f.get("sources")), extra), []
 
     def _time(self, f: dict[str, Any], name: str, errs: list[str], required: bool) -> int | None:
         v = f.get(name)

@@ -1,0 +1,91 @@
+"""The CLI as a user drives it: subprocesses, exit codes, stderr, JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import POLE
+
+GOOD = ("report_id,source,force,observed_at,lat,lon,grade\n"
+        "x1,fram,amundsen,1911-11-25T12:00:00Z,-86.0,-168.5,B2\n")
+BAD_ROW = "x2,fram,amundsen,25 November,-86.0,-168.5,B2\n"
+
+
+def run(*args: str, cwd: Path, stdin: str | None = None, env: dict | None = None):
+    e = {**os.environ, **(env or {})}
+    e.pop("WARROOM_DB", None) if env is None or "WARROOM_DB" not in env else None
+    return subprocess.run([sys.executable, "-m", "warroom", *args], cwd=cwd, input=stdin,
+                          capture_output=True, text=True, env=e, timeout=120)
+
+
+def test_init_ingest_status_quarantine(tmp_path: Path) -> None:
+    db = str(tmp_path / "w.db")
+    r = run("init", "--db", db, "--scenario", str(POLE), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "4 reports" in r.stdout
+    (tmp_path / "new.csv").write_text(GOOD + BAD_ROW)
+    r = run("ingest", "new.csv", "--db", db, "--json", cwd=tmp_path)
+    assert r.returncode == 1  # a row was quarantined
+    counts = json.loads(r.stdout)["total"]
+    assert (counts["accepted"], counts["quarantined"]) == (1, 1)
+    assert "new.csv line 3, observed_at: '25 November' is not an ISO 8601 time" in r.stderr
+    r = run("ingest", "new.csv", "--db", db, "--json", cwd=tmp_path)
+    counts = json.loads(r.stdout)["total"]
+    assert counts["accepted"] == 0 and counts["duplicate"] == 1
+    r = run("status", "--db", db, "--at", "1911-11-26T00:00Z", "--json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    forces = {f["force"]: f for f in json.loads(r.stdout)["forces"]}
+    am = forces["amundsen"]
+    assert am["last_report"]["report_id"] == "x1" and am["last_report"]["age_h"] == 12.0
+    # x1 lies on the route; km to go equals the objective's position minus the report's
+    assert am["position"]["cross_track_km"] < 5
+    pole = am["objectives"]["pole"]
+    assert abs(pole["km_to_go"] - (pole["at_km"] - am["position"]["s_km"])) < 0.15
+    r = run("quarantine", "--db", db, "--json", cwd=tmp_path)
+    (q,) = json.loads(r.stdout)
+    assert q["raw"].strip() == BAD_ROW.strip() and q["kind"] == "invalid"
+
+
+def test_ingest_clean_file_exits_zero_and_stdin_works(tmp_path: Path) -> None:
+    r = run("ingest", "-", "--scenario", str(POLE), "--json", cwd=tmp_path, stdin=GOOD)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["total"]["accepted"] == 1
+
+
+def test_status_as_of_hides_reports_not_yet_received(tmp_path: Path) -> None:
+    # the scenario's s2 (Beardmore) was received 1911-12-12: invisible as of 12-11
+    r = run("status", "--scenario", str(POLE), "--at", "1911-12-11T00:00:00Z", "--json",
+            cwd=tmp_path)
+    scott = next(f for f in json.loads(r.stdout)["forces"] if f["force"] == "scott")
+    assert scott["last_report"]["report_id"] == "s1"
+    r = run("status", "--scenario", str(POLE), "--at", "1911-12-13T00:00:00Z", "--json",
+            cwd=tmp_path)
+    scott = next(f for f in json.loads(r.stdout)["forces"] if f["force"] == "scott")
+    assert scott["last_report"]["report_id"] == "s2"
+
+
+def test_usage_errors_exit_two_with_one_line_and_no_traceback(tmp_path: Path) -> None:
+    r = run("status", "--at", "1911-12-11T00:00:00", "--scenario", str(POLE), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.strip().startswith("error: --at:") and "has no zone" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = run("status", cwd=tmp_path)  # no store, no scenario
+    assert r.returncode == 2 and "no store at warroom.db" in r.stderr
+    r = run("status", "--scenario", "nowhere", cwd=tmp_path)
+    assert r.returncode == 2 and "no built-in scenario of that name" in r.stderr
+    r = run("ingest", "missing.csv", "--scenario", str(POLE), cwd=tmp_path)
+    assert r.returncode == 2 and "missing.csv: no such file" in r.stderr
+    r = run("--debug", "status", "--scenario", "nowhere", cwd=tmp_path)
+    assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+def test_warroom_db_environment_variable(tmp_path: Path) -> None:
+    env = {"WARROOM_DB": str(tmp_path / "env.db")}
+    r = run("init", "--scenario", str(POLE), cwd=tmp_path, env=env)
+    assert r.returncode == 0 and (tmp_path / "env.db").exists()
+    r = run("status", "--json", "--at", "1911-12-20T00:00:00Z", cwd=tmp_path, env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)["scenario"].startswith("Race to the South")

@@ -1,0 +1,130 @@
+"""Geodesy against independent figures, and projection properties."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from warroom.geo import Route, distance_km
+
+WGS84_A = 6378.137  # km
+WGS84_F = 1 / 298.257223563
+
+
+def meridian_arc_km(lat1: float, lat2: float, n: int = 20001) -> float:
+    """Meridian arc length between two latitudes by Simpson's rule on M(phi) (independent of
+    pyproj): M = a (1 - e^2) / (1 - e^2 sin^2 phi)^(3/2)."""
+    e2 = WGS84_F * (2 - WGS84_F)
+    phi = np.linspace(math.radians(lat1), math.radians(lat2), n)
+    m = WGS84_A * (1 - e2) / (1 - e2 * np.sin(phi) ** 2) ** 1.5
+    h = (phi[-1] - phi[0]) / (n - 1)
+    return float(abs(h / 3 * (m[0] + m[-1] + 4 * m[1:-1:2].sum() + 2 * m[2:-1:2].sum())))
+
+
+def test_berlin_magdeburg_centre_to_centre() -> None:
+    d = float(distance_km(52.5200, 13.4050, 52.1313, 11.6319))
+    assert d == pytest.approx(128.5, abs=1.0)
+
+
+def test_route_length_is_sum_of_geodesic_legs() -> None:
+    r = Route([[11.6319, 52.1313], [12.55, 52.41], [13.405, 52.52]])
+    legs = distance_km(52.1313, 11.6319, 52.41, 12.55) + distance_km(52.41, 12.55, 52.52, 13.405)
+    assert r.length_km == pytest.approx(float(legs), abs=1e-9)
+
+
+def test_route_to_the_south_pole_matches_meridian_arc() -> None:
+    r = Route([[0.0, -80.0], [0.0, -90.0]])
+    assert r.length_km == pytest.approx(meridian_arc_km(-80.0, -90.0), abs=1e-3)
+    # a report 2 km short of the pole on the route's meridian...
+    short = meridian_arc_km(-89.982, -90.0)
+    s, xt = r.project(-89.982, 0.0)
+    assert r.length_km - s == pytest.approx(short, abs=0.01)
+    assert xt < 0.01
+    # ...and 2 km beyond it, on the far meridian: the nearest point of the route is the pole
+    s, xt = r.project(-89.982, 180.0)
+    assert s == pytest.approx(r.length_km, abs=1e-6)
+    assert xt == pytest.approx(short, abs=0.01)
+    # crossing a parallel drawn across many meridians
+    line = [[lon, -85.0] for lon in range(-30, 31, 5)]
+    (hit,) = r.crossings(line)
+    assert hit == pytest.approx(meridian_arc_km(-80.0, -85.0), abs=0.01)
+    # entering a 5 km radius of the pole
+    assert r.first_within(-90.0, 0.0, 5.0) == pytest.approx(r.length_km - 5.0, abs=0.01)
+
+
+def test_route_across_the_antimeridian() -> None:
+    r = Route([[179.0, 0.0], [-179.0, 0.0]])
+    eq_deg = WGS84_A * math.pi / 180  # an arc of the equator is exactly a * dlon
+    assert r.length_km == pytest.approx(2 * eq_deg, abs=1e-6)
+    s, xt = r.project(0.1, 180.0)
+    assert s == pytest.approx(eq_deg, abs=0.01)
+    assert xt == pytest.approx(meridian_arc_km(0.0, 0.1), abs=0.01)
+    lat, lon = r.point_at(eq_deg / 2)
+    assert lat == pytest.approx(0.0, abs=1e-9) and lon == pytest.approx(179.5, abs=1e-6)
+    (hit,) = r.crossings([[180.0, -1.0], [180.0, 1.0]])
+    assert hit == pytest.approx(eq_deg, abs=0.01)
+
+
+def test_hairpin_prefers_the_candidate_near_the_prediction() -> None:
+    # out along 50.00 N, back along 50.01 N (about 1.1 km apart)
+    r = Route([[10.0, 50.0], [11.0, 50.0], [11.0, 50.01], [10.0, 50.01]])
+    leg = r.cum_km[1]
+    out_s, _ = r.project(50.005, 10.5, near_km=leg / 2)
+    back_s, _ = r.project(50.005, 10.5, near_km=r.length_km - leg / 2)
+    assert out_s == pytest.approx(leg / 2, abs=1.0)
+    assert back_s == pytest.approx(r.length_km - leg / 2, abs=1.0)
+
+
+def test_no_crossing_when_the_line_stays_clear() -> None:
+    r = Route([[10.0, 50.0], [11.0, 50.0]])
+    assert r.crossings([[10.0, 50.5], [11.0, 50.6]]) == []
+    assert r.first_within(51.0, 10.5, 5.0) is None
+
+
+def test_multiple_crossings_are_all_found_in_order() -> None:
+    r = Route([[10.0, 50.0], [11.0, 50.0]])
+    zigzag = [[10.2, 49.9], [10.3, 50.1], [10.4, 49.9], [10.5, 50.1]]
+    hits = r.crossings(zigzag)
+    assert len(hits) == 3 and hits == sorted(hits)
+    for h, lon in zip(hits, (10.25, 10.35, 10.45), strict=True):
+        assert h == pytest.approx(float(distance_km(50.0, 10.0, 50.0, lon)), abs=0.05)
+
+
+def test_bad_routes_are_refused() -> None:
+    with pytest.raises(ValueError):
+        Route([[10.0, 50.0], [10.0, 50.0]])
+    with pytest.raises(ValueError):
+        Route([[10.0, 95.0], [11.0, 50.0]])
+
+
+_vertex = st.tuples(st.floats(-2.0, 2.0), st.floats(-1.5, 1.5))
+
+
+@st.composite
+def routes(draw: st.DrawFn) -> list[list[float]]:
+    lat0 = draw(st.sampled_from([0.0, 45.0, 52.0, -60.0, 85.0, -88.0]))
+    lon0 = draw(st.sampled_from([0.0, 13.4, 179.5, -179.5, 90.0]))
+    pts = [[lon0, lat0]]
+    for dlon, dlat in draw(st.lists(_vertex, min_size=1, max_size=6)):
+        lon = (pts[-1][0] + dlon + 180.0) % 360.0 - 180.0
+        lat = min(89.0, max(-89.0, pts[-1][1] + dlat))
+        pts.append([lon, lat])
+    return pts
+
+
+@settings(max_examples=60, deadline=None)
+@given(routes(), st.floats(0.0, 1.0))
+def test_project_of_point_at_is_identity(coords: list[list[float]], frac: float) -> None:
+    try:
+        r = Route(coords)
+    except ValueError:
+        return  # all vertices coincide
+    s = frac * r.length_km
+    lat, lon = r.point_at(s)
+    s2, xt = r.project(lat, lon, near_km=s)
+    assert xt < 1e-3
+    assert s2 == pytest.approx(s, abs=1e-2)
