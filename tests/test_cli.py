@@ -41,8 +41,9 @@ def test_init_ingest_status_quarantine(tmp_path: Path) -> None:
     forces = {f["force"]: f for f in json.loads(r.stdout)["forces"]}
     am = forces["amundsen"]
     assert am["last_report"]["report_id"] == "x1" and am["last_report"]["age_h"] == 12.0
-    # x1 lies on the route; km to go equals the objective's position minus the report's
-    assert am["position"]["cross_track_km"] < 5
+    # x1 lies on the route and is used; km to go = the objective's position minus the force's
+    assert am["estimate"]["last_report_at"] == "1911-11-25T12:00:00Z"
+    assert am["flags"] == []
     pole = am["objectives"]["pole"]
     assert abs(pole["km_to_go"] - (pole["at_km"] - am["position"]["s_km"])) < 0.15
     r = run("quarantine", "--db", db, "--json", cwd=tmp_path)

@@ -20,6 +20,9 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from warroom import status as status_mod
+from warroom.domain import Report
+from warroom.estimate.config import estimate_params
+from warroom.estimate.track import estimate
 from warroom.ingest.pipeline import IngestResult, ingest_stream
 from warroom.scenario import ScenarioError
 from warroom.store import StoreError
@@ -31,7 +34,8 @@ app = typer.Typer(
     help="warroom: where each force is, how fast it advances, and who reaches each objective "
          "first.",
 )
-out = Console(width=None if Console().is_terminal else 120)  # pipes and logs get 120 columns
+# pipes and logs get 120 columns; plain lines are never wrapped mid-sentence
+out = Console(width=None if Console().is_terminal else 120, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 _state = {"debug": False}
 
@@ -147,37 +151,55 @@ def _ingest_one(ws: Workspace, name: str) -> IngestResult:
                              progress=lambda n: bar.update(task, completed=n))
 
 
-def _status(ws: Workspace, at: int) -> list[dict[str, Any]]:
-    reports: dict[str, list[Any]] = {}
+def _reports(ws: Workspace, at: int) -> dict[str, list[Report]]:
+    reports: dict[str, list[Report]] = {}
     for r in ws.store.reports(as_of=at):
         reports.setdefault(r.force, []).append(r)
-    return status_mod.force_status(ws.scenario, reports, at)
+    return reports
+
+
+def _status(ws: Workspace, at: int) -> list[dict[str, Any]]:
+    reports = _reports(ws, at)
+    estimates = estimate(ws.scenario, reports, at, estimate_params(ws.scenario))
+    return status_mod.force_status(ws.scenario, reports, estimates, at)
 
 
 def _print_status(ws: Workspace, rows: list[dict[str, Any]], at: int) -> None:
     sc = ws.scenario
     out.print(f"[bold]{sc.name}[/bold] as of {to_iso(at)}")
-    t = Table("force", "last report", "where", "km along", "to go (km)", header_style="bold")
+    t = Table("force", "last report", "where (last known)", "km along", "speed km/day",
+              "regime / trend", "to go (km)", header_style="bold")
+    notes: list[str] = []
     for row in rows:
         lr = row["last_report"]
-        last = f"{lr['age']} ago ({lr['source']}, {lr['grade']})" if lr else "none"
+        last = f"{lr['age']} ago\n{lr['source']}, {lr['grade']}" if lr else "none"
         pos = row["position"]
+        est = row["estimate"]
         if pos:
             where = (f"{pos['place_km']:.0f} km from {pos['place']}\n"
                      f"{pos['lat']:.3f}, {pos['lon']:.3f}")
-            if pos["cross_track_km"] > 20:
-                where += f"\n[yellow]{pos['cross_track_km']:.0f} km off its axis[/yellow]"
-            along = f"{pos['s_km']:.0f}"
+            along = f"{pos['s_km']:.0f} ± {est['s_sd_km']:.0f}"
+            speed = f"{est['speed_kmpd']:.0f} ± {est['speed_sd_kmpd']:.0f}"
+            reg = est["regime"]
+            top = max(reg, key=reg.get)
+            regime = f"{top} {reg[top]:.2f}\n{est['trend']}"
         else:
-            where, along = "unknown", "-"
+            where, along, speed, regime = "unknown", "-", "-", "-"
         togo = []
         for o in row["objectives"].values():
             if o["reached_at"]:
-                togo.append(f"{o['name']}: reached {o['reached_at'][:16]}Z")
+                togo.append(f"{o['name']}: reached {o['reached_at'][:10]}")
             elif o["km_to_go"] is not None:
                 togo.append(f"{o['name']}: {o['km_to_go']:.0f}")
-        t.add_row(row["name"], last, where, along, "\n".join(togo) or "-")
+        t.add_row(row["name"], last, where, along, speed, regime, "\n".join(togo) or "-")
+        for f in row["flags"]:
+            notes.append(f"{row['name']}: {f['report']} disregarded ({f['reason']}): "
+                         f"{f['detail']}")
     out.print(t)
+    if notes:
+        out.print(f"{len(notes)} report(s) disregarded:")
+        for n in notes:
+            out.print(f"  {n}", markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -195,6 +217,42 @@ def status(
                          indent=2))
     else:
         _print_status(ws, rows, when)
+
+
+@app.command()
+def track(
+    force: Annotated[str, typer.Argument(help="force id")],
+    at: AtOpt = None, db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt = False,
+) -> None:
+    """One force's filtered and smoothed history, and every report behind it."""
+    with _guard():
+        when = _at(at)
+        ws = open_workspace(db, scenario)
+        if force not in ws.scenario.forces:
+            raise UsageError(f"{force!r} is not a force; expected one of "
+                             f"{', '.join(ws.scenario.forces)}")
+        reports = _reports(ws, when)
+        est = estimate(ws.scenario, reports, when, estimate_params(ws.scenario))[force]
+    d = est.as_dict()
+    if json_out:
+        print(json.dumps(d, indent=2))
+        return
+    f = ws.scenario.forces[force]
+    out.print(f"[bold]{f.name}[/bold] as of {to_iso(when)}: {d['used']} of {d['reports']} "
+              f"reports used; trend {d['trend']}")
+    t = Table("observed", "report", "z km", "± km", "off axis km", "used", "smoothed s km",
+              "speed km/day", header_style="bold")
+    for m in d["measurements"]:
+        h = m.get("smoothed")
+        t.add_row(m["observed_at"][:16] + "Z", m["report"],
+                  "-" if m["z_km"] is None else f"{m['z_km']:.1f}", f"{m['sigma_km']:.1f}",
+                  f"{m['cross_track_km']:.0f}", "yes" if m["used"] else "no",
+                  f"{h['s_km']:.1f} ± {h['s_sd_km']:.1f}" if h else "",
+                  f"{h['v_kmpd']:.0f} ± {h['v_sd_kmpd']:.0f}" if h else "")
+    out.print(t)
+    for fl in d["flags"]:
+        out.print(f"{fl['report']} disregarded ({fl['reason']}): {fl['detail']}", markup=False,
+                  highlight=False, soft_wrap=True)
 
 
 @app.command()

@@ -142,26 +142,25 @@ class Store:
         their raw input and line numbers) and the batch's ``bad`` rows for quarantine."""
         res = BatchResult()
         now = int(time.time())
+        # Settle each key inside the batch whatever the row order: the winner is the earliest
+        # received (then smallest digest); rows with its content are duplicates, others conflicts.
         best: dict[tuple[str, str], int] = {}
-        losers: list[int] = []
         for i, r in enumerate(rows):
             key = (r[0], r[1])
             j = best.get(key)
-            if j is None:
+            if j is None or (r[4], r[15]) < (rows[j][4], rows[j][15]):
                 best[key] = i
-                continue
-            other = rows[j]
-            if other[15] == r[15]:  # same content: a duplicate; keep the earliest received
-                res.duplicate += 1
-                if r[4] < other[4]:
-                    best[key] = i
-                continue
-            res.conflict += 1
-            if (r[4], r[15]) < (other[4], other[15]):
-                best[key] = i
-                losers.append(j)
-            else:
-                losers.append(i)
+        losers: list[int] = []
+        if len(best) < len(rows):
+            for i, r in enumerate(rows):
+                w = best[(r[0], r[1])]
+                if i == w:
+                    continue
+                if r[15] == rows[w][15]:
+                    res.duplicate += 1
+                else:
+                    res.conflict += 1
+                    losers.append(i)
         quarantine = list(bad)
         for i in losers:
             r = rows[i]

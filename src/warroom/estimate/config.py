@@ -1,0 +1,30 @@
+"""Estimate parameters of a scenario: the defaults, overridden by ``[estimate]`` in
+scenario.toml (keys as in :class:`~warroom.estimate.track.EstimateParams`, IMM ones under
+``[estimate.imm]``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from typing import Any
+
+from warroom.domain import Scenario
+from warroom.estimate.imm import IMMParams
+from warroom.estimate.track import EstimateParams
+
+
+def estimate_params(scenario: Scenario) -> EstimateParams:
+    """The scenario's estimate parameters (ValueError naming the key when one is wrong)."""
+    cfg: dict[str, Any] = {}
+    if scenario.path is not None:
+        with open(scenario.path / "scenario.toml", "rb") as fh:
+            cfg = tomllib.load(fh).get("estimate") or {}
+    imm_cfg = cfg.pop("imm", {}) if isinstance(cfg, dict) else {}
+    known = {f.name for f in dataclasses.fields(EstimateParams)} - {"imm"}
+    bad = sorted(set(cfg) - known)
+    if bad:
+        raise ValueError(f"scenario.toml [estimate]: unknown key(s) {', '.join(bad)}; "
+                         f"expected {', '.join(sorted(known))}")
+    imm = IMMParams(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
+                       if isinstance(v, list) else v for k, v in imm_cfg.items()})
+    return EstimateParams(**cfg, imm=imm)
