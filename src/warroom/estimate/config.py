@@ -9,7 +9,6 @@ import tomllib
 from typing import Any
 
 from warroom.domain import Scenario
-from warroom.estimate.imm import IMMParams
 from warroom.estimate.track import EstimateParams
 
 
@@ -25,6 +24,10 @@ def estimate_params(scenario: Scenario) -> EstimateParams:
     if bad:
         raise ValueError(f"scenario.toml [estimate]: unknown key(s) {', '.join(bad)}; "
                          f"expected {', '.join(sorted(known))}")
-    imm = IMMParams(**{k: tuple(tuple(x) if isinstance(x, list) else x for x in v)
-                       if isinstance(v, list) else v for k, v in imm_cfg.items()})
-    return EstimateParams(**cfg, imm=imm)
+    base = EstimateParams(**cfg)
+    if not imm_cfg:
+        return base
+    imm = dataclasses.replace(base.imm, **{
+        k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+        for k, v in imm_cfg.items()})
+    return dataclasses.replace(base, imm=imm)

@@ -368,21 +368,6 @@ def transition_probabilities(dt: ArrayLike, rates: ArrayLike) -> FloatArray:
 # Filter
 
 
-@dataclass
-class _Store:
-    """Time-major output storage ``(N, ..., F)`` (transposed views go into the result)."""
-
-    x: FloatArray
-    P: FloatArray
-    mu: FloatArray
-    x_regime: FloatArray
-    P_regime: FloatArray
-    innovation: FloatArray
-    innovation_var: FloatArray
-    used: BoolArray
-    gated: BoolArray
-
-
 def imm_filter(
     t: ArrayLike,
     z: ArrayLike,
@@ -419,12 +404,12 @@ def imm_filter(
     """
     tt, zz, rr, vv, xx0, pp0 = _prepare_inputs(t, z, r, valid, x0, P0)
     n_f, n = tt.shape
-    store = _Store(
-        x=np.empty((n, 2, n_f)),
-        P=np.empty((n, 2, 2, n_f)),
+    # Time-major storage, one contiguous write per step: per regime (N, 6, 3, F) and combined
+    # (N, 6, F), rows [s, v, P00, P01, P10, P11]; the result holds transposed views.
+    out = _Store(
+        regime=np.empty((n, 6, 3, n_f)),
+        comb=np.empty((n, 6, n_f)),
         mu=np.empty((n, 3, n_f)),
-        x_regime=np.empty((n, 3, 2, n_f)),
-        P_regime=np.empty((n, 3, 2, 2, n_f)),
         innovation=np.empty((n, n_f)),
         innovation_var=np.empty((n, n_f)),
         used=np.empty((n, n_f), dtype=bool),
@@ -433,63 +418,103 @@ def imm_filter(
     loglik = np.zeros(n_f)
     block = min(_BLOCK, max(n_f, 1))
     n_t = min(_CHUNK, max(n, 1))
-    inputs = _Inputs(tt, zz, rr, vv, n_t, block)
-    coefs = _Coefficients(params, _Switching(params.rates), n_t, block)
-    mix_buf = np.empty((6, 3, block))
+    work = _Work(
+        inputs=_Inputs(tt, zz, rr, vv, n_t, block),
+        coefs=_Coefficients(params, _Switching(params.rates), n_t, block),
+        mix=np.empty((6, 3, block)),
+        log_total=np.empty((n_t, block)),
+        nis_min=np.empty((n_t, block)),
+    )
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         for b0 in range(0, n_f, block):
             sl = slice(b0, min(b0 + block, n_f))
-            loglik[sl] = _imm_block(
-                inputs, coefs, mix_buf, xx0[sl], pp0[sl], params, gate, store, sl, n
-            )
+            view = _Store(*(a[..., sl] for a in out.arrays()))
+            loglik[sl] = _imm_block(work, xx0[sl], pp0[sl], params, gate, view, sl, n)
     return IMMResult(
-        x=store.x.transpose(2, 0, 1),
-        P=store.P.transpose(3, 0, 1, 2),
-        mu=store.mu.transpose(2, 0, 1),
-        x_regime=store.x_regime.transpose(3, 0, 1, 2),
-        P_regime=store.P_regime.transpose(4, 0, 1, 2, 3),
-        innovation=store.innovation.T,
-        innovation_var=store.innovation_var.T,
-        used=store.used.T,
-        gated=store.gated.T,
+        x=out.comb[:, 0:2].transpose(2, 0, 1),
+        P=out.comb[:, 2:6].reshape(n, 2, 2, n_f).transpose(3, 0, 1, 2),
+        mu=out.mu.transpose(2, 0, 1),
+        x_regime=out.regime[:, 0:2].transpose(3, 0, 2, 1),
+        P_regime=out.regime[:, 2:6].reshape(n, 2, 2, 3, n_f).transpose(4, 0, 3, 1, 2),
+        innovation=out.innovation.T,
+        innovation_var=out.innovation_var.T,
+        used=out.used.T,
+        gated=out.gated.T,
         loglik=loglik,
     )
+
+
+@dataclass
+class _Store:
+    """Time-major output storage (see :func:`imm_filter`), or a block's view of it."""
+
+    regime: FloatArray
+    comb: FloatArray
+    mu: FloatArray
+    innovation: FloatArray
+    innovation_var: FloatArray
+    used: BoolArray
+    gated: BoolArray
+
+    def arrays(self) -> tuple[NDArray[np.generic], ...]:
+        return (
+            self.regime,
+            self.comb,
+            self.mu,
+            self.innovation,
+            self.innovation_var,
+            self.used,
+            self.gated,
+        )
 
 
 class _Coefficients:
     """Workspace of per-step model and switching coefficients for a chunk of ``T`` steps.
 
-    ``fill(dt)`` sets, each ``(T, 3, B)``: ``f01, f01x2 = 2 F01, f01sq = F01², f11, f11sq =
-    F11², q00, q01, q11``, and ``pis`` ``(T, 3, 3, B)`` = ``Π(dt)``.
+    ``fill(dt)`` sets ``f01``, ``f11``, ``f11sq = F11²``, ``q00``, ``q01``, ``q11``, each
+    ``(T, 3, B)``, and ``pis`` ``(T, 3, 3, B)`` = ``Π(dt)``.
     """
 
     def __init__(self, params: IMMParams, switching: _Switching, n_t: int, n_b: int) -> None:
         self.params = params
         self.switching = switching
-        self.bufs = [np.empty((n_t, 3, n_b)) for _ in range(8)]
+        self.bufs = [np.empty((n_t, 3, n_b)) for _ in range(6)]
         self.buf_pis = np.empty((n_t, 3, 3, n_b))
         self.scratch = np.empty((2, n_t, n_b))
 
     def fill(self, dt: FloatArray) -> None:
         n_t, n_b = dt.shape
-        f01, f01x2, f01sq, f11, f11sq, q00, q01, q11 = (b[:n_t, :, :n_b] for b in self.bufs)
+        f01, f11, f11sq, q00, q01, q11 = (b[:n_t, :, :n_b] for b in self.bufs)
         scratch = self.scratch[:, :n_t, :n_b]
         for i, (q, tau) in enumerate(zip(self.params.q, self.params.tau, strict=True)):
             cols = (f01[:, i], f11[:, i], q00[:, i], q01[:, i], q11[:, i])
             _ou_into(dt, q, tau, cols, (scratch[0], scratch[1]))
-        np.multiply(f01, 2.0, out=f01x2)
-        np.multiply(f01, f01, out=f01sq)
         np.multiply(f11, f11, out=f11sq)
-        self.f01, self.f01x2, self.f01sq, self.f11, self.f11sq = f01, f01x2, f01sq, f11, f11sq
-        self.q00, self.q01, self.q11 = q00, q01, q11
+        self.f01, self.f11, self.f11sq, self.q00, self.q01, self.q11 = (
+            f01,
+            f11,
+            f11sq,
+            q00,
+            q01,
+            q11,
+        )
         self.pis = self.buf_pis[:n_t, :, :, :n_b]
         self.switching.fill(dt, self.pis, scratch)
 
 
+@dataclass
+class _Work:
+    """Work arrays shared by all blocks of one :func:`imm_filter` call."""
+
+    inputs: _Inputs
+    coefs: _Coefficients
+    mix: FloatArray
+    log_total: FloatArray
+    nis_min: FloatArray
+
+
 def _imm_block(
-    inputs: _Inputs,
-    coefs: _Coefficients,
-    mix_buf: FloatArray,
+    work: _Work,
     x0: FloatArray,
     P0: FloatArray,
     params: IMMParams,
@@ -498,110 +523,117 @@ def _imm_block(
     sl: slice,
     n: int,
 ) -> FloatArray:
-    """Filter one block of ``B`` forces into the columns ``sl`` of ``out``; returns loglik.
+    """Filter the block ``sl`` of ``B`` forces into ``out`` (its views); returns their loglik.
 
-    Regime quantities are ``(3, B)`` element arrays. Mixing uses the combined estimate
-    ``x̄`` of the previous step as the reference point: with ``e_i = x_i - x̄`` and
-    ``A_i = P_i + e_i e_iᵀ`` (both also give ``P = Σ μ_i A_i``),
+    The regime states live in one ``(6, 3, B)`` array ``Y`` (rows ``[s, v, P00, P01, P10,
+    P11]``, the two off-diagonal rows updated together), the combined estimate in ``(6, B)``.
+    Mixing uses the previous combined estimate ``x̄`` as the reference point: with
+    ``e_i = x_i - x̄`` and ``A_i = P_i + e_i e_iᵀ`` (which also give ``P = Σ μ_i A_i``),
     ``x0_j = x̄ + Σ_i w_ij e_i`` and ``P0_j = Σ_i w_ij A_i - (x0_j - x̄)(x0_j - x̄)ᵀ``; the sums
-    ``Σ_i Π_ij (μ_i Y_i)`` are one contraction over all six ``Y ∈ {1, e_s, e_v, A00, A01,
-    A11}``.
+    ``Σ_i Π_ij (μ_i Y_i)`` are one contraction over the six ``Y ∈ {1, e_s, e_v, A00, A01,
+    A11}`` (array ``ys``).
     """
-    n_b = sl.stop - sl.start
-    mix = mix_buf[:, :, :n_b]
+    inputs, coefs = work.inputs, work.coefs
+    n_b = x0.shape[0]
+    mix = work.mix[:, :, :n_b]
+    log_total_all, nis_min_all = work.log_total[:, :n_b], work.nis_min[:, :n_b]
 
-    # Regime-stacked state, (3, B) element arrays; all regimes start from the prior.
-    s = np.repeat(x0[None, :, 0], 3, axis=0)
-    v = np.repeat(x0[None, :, 1], 3, axis=0)
-    p00 = np.repeat(P0[None, :, 0, 0], 3, axis=0)
-    p01 = np.repeat(P0[None, :, 0, 1], 3, axis=0)
-    p11 = np.repeat(P0[None, :, 1, 1], 3, axis=0)
+    # All regimes start from the prior: e = 0, A = P0.
+    Y = np.empty((6, 3, n_b))
+    Y[0:2] = x0.T[:, None, :]
+    Y[2:6] = P0.reshape(n_b, 4).T[:, None, :]
+    xb = np.empty((6, n_b))
+    xb[0:2] = x0.T
+    xb[2:6] = P0.reshape(n_b, 4).T
     mu = np.repeat(np.asarray(params.mu0, dtype=np.float64)[:, None], n_b, axis=1)
-    xs_ = x0[:, 0].copy()
-    xv_ = x0[:, 1].copy()
-    # Y = [μ, μ e_s, μ e_v, μ A00, μ A01, μ A11], (6, 3, B); e = 0 and A = P at the prior.
     ys = np.empty((6, 3, n_b))
     ys[0] = mu
     ys[1:3] = 0.0
-    ys[3] = mu * p00
-    ys[4] = mu * p01
-    ys[5] = mu * p11
+    ys[3] = mu * Y[2]
+    ys[4] = mu * Y[3]
+    ys[5] = mu * Y[5]
+    e2 = np.empty((2, 3, n_b))
     loglik = np.zeros(n_b)
-    gate_v = None if gate is None else float(gate)
-
-    xo, po, muo = out.x[..., sl], out.P[..., sl], out.mu[..., sl]
-    xr, pr = out.x_regime[..., sl], out.P_regime[..., sl]
-    innov, innov_var = out.innovation[:, sl], out.innovation_var[:, sl]
-    used, gated = out.used[:, sl], out.gated[:, sl]
+    s, v, p00, p01, p11 = Y[0], Y[1], Y[2], Y[3], Y[5]
+    sv, p00_p01, p01s, cov = Y[0:2], Y[2:4], Y[3:5], Y[2:5]
 
     for c0 in range(0, n, _CHUNK):
         c1 = min(c0 + _CHUNK, n)
         inputs.load(sl, c0, c1)
-        z_use, r_c, valid_c = inputs.z_use, inputs.r, inputs.valid
-        # Per-step coefficients for this chunk: switching (T, 3, 3, B), models (T, 3, B).
+        z_use, r_use, valid_c = inputs.z_use, inputs.r_use, inputs.valid
         coefs.fill(inputs.dt)
-        pis, f01, f01x2, f01sq = coefs.pis, coefs.f01, coefs.f01x2, coefs.f01sq
-        f11, f11sq, q00, q01, q11 = coefs.f11, coefs.f11sq, coefs.q00, coefs.q01, coefs.q11
+        pis, f01, f11, f11sq = coefs.pis, coefs.f01, coefs.f11, coefs.f11sq
+        q00, q01, q11 = coefs.q00, coefs.q01, coefs.q11
+        log_total, nis_min = log_total_all[: c1 - c0], nis_min_all[: c1 - c0]
 
         for j in range(c1 - c0):
             k = c0 + j
-            # 1. Mixing: T[:, j] = Σ_i Y[:, i] Π_ij; c_j = T[0, j].
+            # 1. Mixing: mix[:, j] = Σ_i ys[:, i] Π_ij; c_j = mix[0, j].
             np.einsum("qib,ijb->qjb", ys, pis[j], out=mix)
             c = mix[0]
-            if c.all():
-                mix[1:] /= c
-                ms = mix[1] + xs_
-                mv = mix[2] + xv_
-                m00 = mix[3] - mix[1] * mix[1]
-                m01 = mix[4] - mix[1] * mix[2]
-                m11 = mix[5] - mix[2] * mix[2]
-            else:  # a regime with c_j = 0 keeps its own estimate
-                ms, mv, m00, m01, m11 = _mix_degenerate(mix, c, xs_, xv_, s, v, p00, p01, p11)
+            c_all = bool(c.all())
+            keep = None if c_all else Y.copy()  # a regime with c_j = 0 keeps its estimate
+            mix[1:] /= c if c_all else np.where(c > 0.0, c, 1.0)
+            np.add(mix[1:3], xb[0:2, None, :], out=sv)
+            np.multiply(mix[1], mix[1], out=p00)
+            np.subtract(mix[3], p00, out=p00)
+            np.subtract(mix[4], mix[1] * mix[2], out=p01s)
+            np.multiply(mix[2], mix[2], out=p11)
+            np.subtract(mix[5], p11, out=p11)
+            if keep is not None:
+                np.copyto(Y, keep, where=c <= 0.0)
 
-            # 2. Per-regime prediction.
+            # 2. Per-regime prediction: s += F01 v, v *= F11,
+            # P00 += F01 (2 P01 + F01 P11) + Q00, P01 = F11 (P01 + F01 P11) + Q01,
+            # P11 = F11² P11 + Q11.
             a01 = f01[j]
-            a11 = f11[j]
-            sp = ms + a01 * mv
-            vp = a11 * mv
-            pp00 = m00 + f01x2[j] * m01 + f01sq[j] * m11 + q00[j]
-            pp01 = a11 * (m01 + a01 * m11) + q01[j]
-            pp11 = f11sq[j] * m11 + q11[j]
+            s += a01 * v
+            v *= f11[j]
+            u = a01 * p11
+            u += p01
+            w = u + p01
+            w *= a01
+            p00 += w
+            p00 += q00[j]
+            u *= f11[j]
+            u += q01[j]
+            p01s[...] = u
+            p11 *= f11sq[j]
+            p11 += q11[j]
 
             # 3. Combined prediction and gate.
             zk = z_use[j]
-            rk = r_c[j]
-            sbar = (c * sp).sum(axis=0)
-            e = sp - sbar
-            sbar_var = (c * (pp00 + e * e)).sum(axis=0) + rk
-            innov[k] = sbar  # replaced by z - s̄ after the loop
-            innov_var[k] = sbar_var
+            rk = r_use[j]
+            sbar = (c * s).sum(axis=0)
+            e = s - sbar
+            e *= e
+            e += p00
+            e *= c
+            sbar_var = e.sum(axis=0)
+            sbar_var += rk
+            out.innovation[k] = sbar  # replaced by z - s̄ after the chunk
+            out.innovation_var[k] = sbar_var
             ok = valid_c[j]
-            if gate_v is not None:
+            if gate is not None:
                 nubar = zk - sbar
-                g = nubar * nubar > gate_v * sbar_var
-                g &= ok
-                gated[k] = g
-                ok = ok > g
-            used[k] = ok
+                ok = ok > (nubar * nubar > gate * sbar_var)  # valid and not gated
+            out.used[k] = ok
 
-            # 4. Per-regime update.
-            nu = zk - sp
-            S = pp00 + rk
-            inv_s = 1.0 / S
-            gain = np.where(ok, inv_s, 0.0)
-            k0 = pp00 * gain
-            k1 = pp01 * gain
-            s = sp + k0 * nu
-            v = vp + k1 * nu
-            p00 = pp00 - k0 * pp00
-            p11 = pp11 - k1 * pp01
-            p01 = pp01 - k0 * pp01
+            # 4. Per-regime update; gain K = [P00, P01] / S, or 0 if the report is not used.
+            nu = zk - s
+            inv_s = p00 + rk
+            np.divide(1.0, inv_s, out=inv_s)
+            gain = p00_p01 * (inv_s * ok)
+            sv += gain * nu
+            p11 -= gain[1] * p01
+            cov -= gain[0] * cov
             # Regime likelihoods c_j N(ν_j; 0, S_j), scaled by exp(m/2) √(2π) with m the
-            # smallest ν²/S among regimes with c_j > 0 (so the sum is > 0).
+            # smallest ν²/S among regimes with c_j > 0 (so that the sum is > 0).
             nis = nu * nu
             nis *= inv_s
-            nis[c <= 0.0] = np.inf
-            m = nis.min(axis=0)
+            if not c_all:
+                nis[c <= 0.0] = np.inf
+            m = np.min(nis, axis=0, out=nis_min[j])
             nis -= m
             nis *= -0.5
             lik = np.exp(nis)
@@ -609,63 +641,39 @@ def _imm_block(
             lik *= np.sqrt(inv_s)
             total = lik.sum(axis=0)
             if not total.all():
-                lik, total, m = _likelihood_log_space(nu, S, c)
-            mu = np.where(ok, lik / total, c)
-            loglik += np.where(ok, np.log(total) - 0.5 * m, 0.0)
+                lik, total, m[...] = _likelihood_log_space(nu, 1.0 / inv_s, c)
+            np.log(total, out=log_total[j])
+            lik /= total
+            mu = np.where(ok, lik, c)
 
-            # 5. Combination, and the mixing inputs Y of the next step.
-            xs_ = (mu * s).sum(axis=0)
-            xv_ = (mu * v).sum(axis=0)
-            es = s - xs_
-            ev = v - xv_
+            # 5. Combination, and the mixing inputs of the next step.
+            np.multiply(sv, mu, out=e2)
+            np.sum(e2, axis=1, out=xb[0:2])
+            np.subtract(sv, xb[0:2, None, :], out=e2)
             ys[0] = mu
-            np.multiply(mu, es, out=ys[1])
-            np.multiply(mu, ev, out=ys[2])
-            np.multiply(ys[1], es, out=ys[3])
-            ys[3] += mu * p00
-            np.multiply(ys[1], ev, out=ys[4])
-            ys[4] += mu * p01
-            np.multiply(ys[2], ev, out=ys[5])
-            ys[5] += mu * p11
-            muo[k] = mu
-            xr[k, :, 0] = s
-            xr[k, :, 1] = v
-            pr[k, :, 0, 0] = p00
-            pr[k, :, 0, 1] = p01
-            pr[k, :, 1, 1] = p11
-            xo[k, 0] = xs_
-            xo[k, 1] = xv_
-            comb = ys[3:].sum(axis=1)  # Σ_i μ_i A_i = P
-            po[k, 0, 0] = comb[0]
-            po[k, 0, 1] = comb[1]
-            po[k, 1, 1] = comb[2]
-        np.subtract(inputs.z, innov[c0:c1], out=innov[c0:c1])  # z - s̄ (NaN where z is)
+            np.multiply(e2, mu, out=ys[1:3])
+            np.multiply(ys[1], e2, out=ys[3:5])
+            np.multiply(ys[2], e2[1], out=ys[5])
+            ys[3:5] += p00_p01 * mu
+            ys[5] += p11 * mu
+            np.sum(ys[3:5], axis=1, out=xb[2:4])
+            np.sum(ys[5], axis=0, out=xb[5])
+            xb[4] = xb[3]
+            out.regime[k] = Y
+            out.comb[k] = xb
+            out.mu[k] = mu
 
-    pr[:, :, 1, 0] = pr[:, :, 0, 1]
-    po[:, 1, 0] = po[:, 0, 1]
-    return loglik - 0.5 * _LOG_2PI * used.sum(axis=0)
-
-
-def _mix_degenerate(
-    mix: FloatArray,
-    c: FloatArray,
-    xs_: FloatArray,
-    xv_: FloatArray,
-    s: FloatArray,
-    v: FloatArray,
-    p00: FloatArray,
-    p01: FloatArray,
-    p11: FloatArray,
-) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
-    """Mixed estimates when some ``c_j = 0``: those regimes keep their own estimate."""
-    zero = c <= 0.0
-    mix[1:] /= np.where(zero, 1.0, c)
-    ms = np.where(zero, s, mix[1] + xs_)
-    mv = np.where(zero, v, mix[2] + xv_)
-    m00 = np.where(zero, p00, mix[3] - mix[1] * mix[1])
-    m01 = np.where(zero, p01, mix[4] - mix[1] * mix[2])
-    m11 = np.where(zero, p11, mix[5] - mix[2] * mix[2])
-    return ms, mv, m00, m01, m11
+        # Chunk: innovations z - s̄ and the log-likelihood of the used reports.
+        inn = out.innovation[c0:c1]
+        np.subtract(inputs.z, inn, out=inn)
+        np.add(out.innovation_var[c0:c1], inputs.r - r_use, out=out.innovation_var[c0:c1])
+        nis_min *= -0.5
+        nis_min += log_total
+        np.copyto(nis_min, 0.0, where=~out.used[c0:c1])
+        loglik += nis_min.sum(axis=0)
+        if gate is not None:
+            np.greater(valid_c, out.used[c0:c1], out=out.gated[c0:c1])
+    return loglik - 0.5 * _LOG_2PI * out.used.sum(axis=0)
 
 
 def _likelihood_log_space(

@@ -76,6 +76,14 @@ from warroom.gazetteer import Gazetteer
 from warroom.grades import sigma_km
 from warroom.timeutil import SECONDS_PER_DAY, to_iso
 
+# The IMM as tuned for forces racing to objectives (armies, columns, fleets): a halt lasts
+# weeks (leaves at 0.04/day), an advance days (0.2/day), a pursuit a few days (0.25/day);
+# an advance's speed drifts ~5 km/day per sqrt(day) (q 30), a pursuit's ~30 (q 1000).
+WARROOM_IMM = IMMParams(
+    q=(1.0, 30.0, 1000.0),
+    rates=((-0.04, 0.03, 0.01), (0.10, -0.20, 0.10), (0.05, 0.20, -0.25)),
+)
+
 
 @dataclass(frozen=True)
 class EstimateParams:
@@ -92,7 +100,7 @@ class EstimateParams:
     prior_v_sd_kmpd: float = 30.0  # prior on v: 0 +- this
     recent_h: float = 48.0  # acceleration test: recent window
     before_h: float = 96.0  # acceleration test: the window before it
-    imm: IMMParams = field(default_factory=IMMParams)
+    imm: IMMParams = field(default_factory=lambda: WARROOM_IMM)
 
 
 @dataclass
