@@ -90,11 +90,11 @@ def reference_imm(
             c = Pi.T @ mu
             xp, Pp = [], []
             for j in range(3):
-                if c[j] > 0.0:
+                if c[j] > 1e-280:
                     w = Pi[:, j] * mu / c[j]
                     xm = sum(w[i] * xs[i] for i in range(3))
                     Pm = sum(w[i] * (Ps[i] + np.outer(xs[i] - xm, xs[i] - xm)) for i in range(3))
-                else:  # a regime that cannot be reached keeps its own estimate
+                else:  # a regime that cannot be reached (c_j ≈ 0) keeps its own estimate
                     xm, Pm = xs[j], Ps[j]
                 F, Q = van_loan(dt, params.q[j], params.tau[j])
                 xp.append(F @ xm)

@@ -20,9 +20,12 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 from rich.table import Table
 
 from warroom import status as status_mod
-from warroom.domain import Report
+from warroom.domain import Report, Scenario
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
+from warroom.forecast.params import ForecastParams, OverrideError, parse_overrides
+from warroom.forecast.run import forecast as run_forecast
+from warroom.forecast.summary import headline
 from warroom.ingest.pipeline import IngestResult, ingest_stream
 from warroom.scenario import ScenarioError
 from warroom.store import StoreError
@@ -217,6 +220,80 @@ def status(
                          indent=2))
     else:
         _print_status(ws, rows, when)
+
+
+@app.command("forecast")
+def forecast_cmd(
+    at: AtOpt = None, db: DbOpt = None, scenario: ScenarioOpt = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Monte Carlo samples "
+                                         "per force")] = 2000,
+    seed: Annotated[int, typer.Option("--seed", help="random seed (same seed, same "
+                                      "output)")] = 0,
+    horizon: Annotated[float, typer.Option("--horizon", min=0.01, help="days ahead")] = 30.0,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="what-if, e.g. us3.p_obey=0.1 (repeatable; see docs)")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """When each force reaches each objective, and who gets there first."""
+    with _guard():
+        when = _at(at)
+        ws = open_workspace(db, scenario)
+        _print_seed(ws)
+        sc = ws.scenario
+        try:
+            overrides = parse_overrides(set_ or [], set(sc.forces),
+                                        {o.feature for o in sc.obstacles}, set(sc.lines))
+        except OverrideError as e:
+            raise UsageError(str(e)) from None
+        fc = _forecast(ws, when, ForecastParams(samples=samples, seed=seed,
+                                                horizon_days=horizon, overrides=overrides))
+    if json_out:
+        print(json.dumps(fc, indent=2))
+        return
+    _print_forecast(sc, fc)
+
+
+def _forecast(ws: Workspace, at: int, params: ForecastParams) -> dict[str, Any]:
+    reports = _reports(ws, at)
+    eparams = estimate_params(ws.scenario)
+    estimates = estimate(ws.scenario, reports, at, eparams)
+    return run_forecast(ws.scenario, estimates, reports, at, params, eparams)
+
+
+def _print_forecast(sc: Scenario, fc: dict[str, Any]) -> None:
+    out.print(f"[bold]{sc.name}[/bold]: forecast as of {fc['as_of']} "
+              f"({fc['samples']} samples, seed {fc['seed']}, {fc['horizon_days']:g} days)")
+    for line in headline(sc, fc):
+        out.print(f"[bold]{line}[/bold]")
+    for oid, obj in sc.objectives.items():
+        racers = [f for f, d in fc["forces"].items() if oid in d["objectives"]]
+        if not racers:
+            continue
+        race = fc["races"].get(oid, {})
+        t = Table("force", "km to go", "speed km/day", "ETA p10", "ETA p50", "ETA p90",
+                  "P(within horizon)", "P(first)", "P(before timetable)",
+                  title=obj.name, title_justify="left", header_style="bold")
+        for f in racers:
+            d = fc["forces"][f]
+            o = d["objectives"][oid]
+
+            def day(x: str | None) -> str:
+                return "beyond" if x is None else x[:13].replace("T", " ") + "h"
+
+            if o["reached_at"]:
+                etas = [f"reached {o['reached_at'][:10]}", "", ""]
+            else:
+                etas = [day(o["eta"][k]) for k in ("p10", "p50", "p90")]
+            speed = "-" if d["speed_kmpd"] is None else \
+                f"{d['speed_kmpd']:.0f} ± {d['speed_sd_kmpd']:.0f}"
+            togo = "-" if o["km_to_go"] is None else f"{o['km_to_go']:.0f}"
+            tt = "-" if o["p_before_timetable"] is None else \
+                f"{o['p_before_timetable']:.2f} ({o['timetable_of']} {o['planned'][:10]})"
+            first = f"{race[f]:.2f}" if f in race else "-"
+            t.add_row(d["name"], togo, speed, *etas, f"{o['p_within_horizon']:.2f}", first, tt)
+        if race and "nobody" in race:
+            t.add_row("nobody", "", "", "", "", "", "", f"{race['nobody']:.2f}", "")
+        out.print(t)
 
 
 @app.command()

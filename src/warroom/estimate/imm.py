@@ -40,8 +40,8 @@ t + dt | i at t)``), evaluated for all steps at once from the eigendecomposition
 Filter (Blom & Bar-Shalom), for each step ``k`` with ``dt = t[k] - t[k-1]`` (0 at ``k = 0``):
 
 1. mixing: ``c_j = Σ_i Π_ij μ_i``, ``w_ij = Π_ij μ_i / c_j``, ``x0_j = Σ_i w_ij x_i``,
-   ``P0_j = Σ_i w_ij (P_i + (x_i - x0_j)(x_i - x0_j)ᵀ)`` (a regime with ``c_j = 0`` keeps its
-   own estimate);
+   ``P0_j = Σ_i w_ij (P_i + (x_i - x0_j)(x_i - x0_j)ᵀ)`` (a regime with ``c_j ≤ 1e-280``,
+   i.e. numerically unreachable, keeps its own estimate);
 2. per-regime Kalman prediction with ``F_j(dt)``, ``Q_j(dt)``;
 3. gate (optional) on the combined prediction ``s̄ = Σ_j c_j s_j⁻``, ``S̄ = Σ_j c_j (P⁻_j,00 +
    (s_j⁻ - s̄)²) + r``: the report is not used if ``(z - s̄)²/S̄ > gate``;
@@ -83,6 +83,9 @@ _LOG_2PI = math.log(2.0 * math.pi)
 #: Forces per block (cache blocking) and time steps per chunk of precomputed coefficients.
 _BLOCK = 4096
 _CHUNK = 16
+#: Predicted regime probabilities ``c_j`` at or below this are treated as 0 in the mixing (the
+#: regime keeps its own estimate): mixing weights built from subnormal numbers are inexact.
+_C_MIN = 1e-280
 #: Below this ``dt/τ`` the OU position noise uses its Taylor series (avoids cancellation).
 _SERIES_X = 0.1
 #: Taylor coefficients of ``g(x) = x - 2(1 - e^{-x}) + (1 - e^{-2x})/2`` for x³ … x¹².
@@ -571,9 +574,9 @@ def _imm_block(
             # 1. Mixing: mix[:, j] = Σ_i ys[:, i] Π_ij; c_j = mix[0, j].
             np.einsum("qib,ijb->qjb", ys, pis[j], out=mix)
             c = mix[0]
-            c_all = bool(c.all())
-            keep = None if c_all else Y.copy()  # a regime with c_j = 0 keeps its estimate
-            mix[1:] /= c if c_all else np.where(c > 0.0, c, 1.0)
+            c_all = bool((c > _C_MIN).all())
+            keep = None if c_all else Y.copy()  # a regime with c_j ≈ 0 keeps its estimate
+            mix[1:] /= c if c_all else np.where(c > _C_MIN, c, 1.0)
             np.add(mix[1:3], xb[0:2, None, :], out=sv)
             np.multiply(mix[1], mix[1], out=p00)
             np.subtract(mix[3], p00, out=p00)
@@ -581,7 +584,7 @@ def _imm_block(
             np.multiply(mix[2], mix[2], out=p11)
             np.subtract(mix[5], p11, out=p11)
             if keep is not None:
-                np.copyto(Y, keep, where=c <= 0.0)
+                np.copyto(Y, keep, where=c <= _C_MIN)
 
             # 2. Per-regime prediction: s += F01 v, v *= F11,
             # P00 += F01 (2 P01 + F01 P11) + Q00, P01 = F11 (P01 + F01 P11) + Q01,

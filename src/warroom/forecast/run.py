@@ -1,0 +1,28 @@
+"""The forecast stage as one pure function: scenario + estimates + reports -> forecast."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from warroom.domain import Report, Scenario
+from warroom.estimate.track import EstimateParams, ForceEstimate
+from warroom.forecast.engine import condition_on_silence, simulate
+from warroom.forecast.params import ForecastParams
+from warroom.forecast.plan import plan
+from warroom.forecast.summary import summarise
+
+
+def forecast(scenario: Scenario, estimates: dict[str, ForceEstimate],
+             reports: Mapping[str, Sequence[Report]], as_of: int,
+             params: ForecastParams | None = None,
+             estimate_params: EstimateParams | None = None) -> dict[str, Any]:
+    """ETA distributions and race odds for every force of the scenario (see
+    :mod:`warroom.forecast.summary` for the result)."""
+    params = params or ForecastParams()
+    rates = np.asarray((estimate_params or EstimateParams()).imm.rates, dtype=float)
+    plans = plan(scenario, estimates, reports, as_of, params)
+    arrivals = condition_on_silence(plans, simulate(plans, params, rates), params.seed)
+    return summarise(scenario, estimates, plans, arrivals, as_of, params)
