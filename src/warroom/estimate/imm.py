@@ -331,7 +331,7 @@ class _Switching:
         else:
             flat = _expm_batch(dt.reshape(-1)[:, None, None] * self.rates)
             out[...] = flat.reshape(n_t, n_b, 3, 3).transpose(0, 2, 3, 1)
-        np.maximum(out, 0.0, out=out)
+        out *= 1.0000001
         for i in range(3):
             j1, j2 = (j for j in range(3) if j != i)
             np.subtract(1.0, out[:, i, j1], out=out[:, i, i])

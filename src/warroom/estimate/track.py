@@ -518,7 +518,7 @@ def _acceleration(
     recent, before = params.recent_h / 24.0, params.before_h / 24.0
     ts = np.append(t, now)
     s = np.append(xs[:, 0], x_now[0])
-    var = np.append(ps[:, 0, 0], p_now[0, 0])
+    var = np.maximum(np.append(ps[:, 0, 0], p_now[0, 0]), 0.0)
     t1, t0 = now - recent, now - recent - before
     if ts[0] > t0:
         return

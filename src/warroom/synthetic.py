@@ -1,0 +1,116 @@
+"""Synthetic races with known truth: the generative model the forecast assumes, made real.
+
+A track starts at ``s0`` km in a regime and follows the regime chain (rates per day, as in
+:data:`warroom.estimate.track.WARROOM_IMM`); each regime entry draws a speed (halted 0,
+advancing log-normal around ``advancing_kmpd``, pursuit around ``pursuit_kmpd``). Crossing an
+obstacle costs a log-normal delay; a halt line stops the force with probability ``p_obey``.
+Reports are drawn at random intervals with Gaussian position noise and a reporting delay.
+Used by the tests and benchmarks to check calibration against the truth.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from warroom.estimate.track import WARROOM_IMM
+
+_Z90 = 1.2815515655446004
+
+
+@dataclass(frozen=True)
+class TruthParams:
+    advancing_kmpd: float = 30.0
+    advancing_sigma: float = 0.5
+    pursuit_kmpd: float = 60.0
+    pursuit_sigma: float = 0.4
+    rates: tuple[tuple[float, float, float], ...] = WARROOM_IMM.rates
+    start_regime: int = 1
+    report_every_days: tuple[float, float] = (0.3, 1.5)
+    noise_km: float = 5.0
+    delay_hours: tuple[float, float] = (1.0, 12.0)
+    obstacles: tuple[tuple[float, float, float], ...] = field(default=())  # (s, p50 h, p90 h)
+
+
+@dataclass
+class Truth:
+    """Piecewise-linear truth: ``t`` (days) and ``s`` (km) at every change of motion."""
+
+    t: np.ndarray
+    s: np.ndarray
+
+    def position(self, t: float | np.ndarray) -> np.ndarray:
+        return np.interp(t, self.t, self.s)
+
+    def arrival(self, s: float) -> float:
+        """First time the track reaches ``s`` (days), inf if never."""
+        hit = np.flatnonzero(self.s >= s)
+        if hit.size == 0:
+            return math.inf
+        j = int(hit[0])
+        if j == 0:
+            return float(self.t[0])
+        s0, s1, t0, t1 = self.s[j - 1], self.s[j], self.t[j - 1], self.t[j]
+        return float(t0 + (t1 - t0) * (s - s0) / (s1 - s0))
+
+
+def simulate_truth(rng: np.random.Generator, params: TruthParams, days: float,
+                   s0: float = 0.0) -> Truth:
+    """One true track over ``days`` days."""
+    rates = np.asarray(params.rates, dtype=float)
+    exit_rate = -np.diag(rates)
+    reg = params.start_regime
+    t, s = 0.0, s0
+    ts, ss = [t], [s]
+    obstacles = sorted(params.obstacles)
+    k = 0
+    v = _speed(rng, reg, params)
+    t_sw = t + rng.exponential(1 / exit_rate[reg]) if exit_rate[reg] > 0 else math.inf
+    while t < days:
+        nxt = obstacles[k][0] if k < len(obstacles) else math.inf
+        t_bar = t + (nxt - s) / v if v > 0 else math.inf
+        if t_bar <= t_sw and t_bar < days:
+            t, s = t_bar, nxt
+            ts.append(t)
+            ss.append(s)
+            _, p50, p90 = obstacles[k]
+            t += math.exp(math.log(p50 / 24) + math.log(p90 / p50) / _Z90 * rng.standard_normal())
+            ts.append(t)
+            ss.append(s)
+            t_sw = max(t_sw, t)
+            k += 1
+        elif t_sw < days:
+            s += v * (t_sw - t)
+            t = t_sw
+            ts.append(t)
+            ss.append(s)
+            p = np.where(np.arange(3) == reg, 0.0, rates[reg]) / exit_rate[reg]
+            reg = int(rng.choice(3, p=p))
+            v = _speed(rng, reg, params)
+            t_sw = t + rng.exponential(1 / exit_rate[reg]) if exit_rate[reg] > 0 else math.inf
+        else:
+            s += v * (days - t)
+            t = days
+            ts.append(t)
+            ss.append(s)
+    return Truth(np.array(ts), np.array(ss))
+
+
+def _speed(rng: np.random.Generator, reg: int, p: TruthParams) -> float:
+    if reg == 0:
+        return 0.0
+    med, sig = ((p.advancing_kmpd, p.advancing_sigma) if reg == 1
+                else (p.pursuit_kmpd, p.pursuit_sigma))
+    return float(med * math.exp(sig * rng.standard_normal()))
+
+
+def report_times(rng: np.random.Generator, params: TruthParams, days: float) -> np.ndarray:
+    """Observation times (days) of the reports on a track."""
+    lo, hi = params.report_every_days
+    out, t = [], 0.0
+    while t <= days:
+        out.append(t)
+        t += rng.uniform(lo, hi)
+    return np.array(out)
