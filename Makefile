@@ -30,7 +30,10 @@ lint: $(TSTAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 bench: $(TSTAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/estimate.py
+	$(BIN)/python benchmarks/forecast.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info

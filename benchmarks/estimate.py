@@ -183,7 +183,10 @@ def case(kind: str, n_forces: int, n_reports: int) -> dict[str, float]:
 
 
 def large(sizes: list[tuple[int, int]]) -> None:
-    print("batched engines alone (each case in a fresh process; cold = first run, warm = second)")
+    print(
+        "batched engines alone, each case in a fresh process: cold = first run (its output "
+        "memory is fresh from the OS, page faults included), warm = second run"
+    )
     rates: dict[tuple[int, int], dict[str, float]] = {}
     for n_forces, n_reports in sizes:
         for kind in ("kf", "imm"):
@@ -192,7 +195,7 @@ def large(sizes: list[tuple[int, int]]) -> None:
             m = json.loads(out.strip().splitlines()[-1])
             updates = n_forces * n_reports
             cold, warm = updates / m["cold"], updates / m["warm"]
-            rates.setdefault((n_forces, n_reports), {})[kind] = max(cold, warm)
+            rates.setdefault((n_forces, n_reports), {})[kind] = warm
             label = "kalman_filter" if kind == "kf" else "imm_filter"
             line = (
                 f"  {label:<13} {n_forces:>9,} x {n_reports:<5,} {cold:>13,.0f} upd/s cold "
@@ -200,10 +203,13 @@ def large(sizes: list[tuple[int, int]]) -> None:
                 f"(data {m['baseline_mb']:,.0f} MB)"
             )
             if kind == "kf":
-                line += f"   target >= 5,000,000: {verdict(max(cold, warm) >= 5e6)}"
+                line += (
+                    f"   target >= 5,000,000: warm {verdict(warm >= 5e6)}, "
+                    f"cold {verdict(cold >= 5e6)}"
+                )
             else:
-                ratio = rates[(n_forces, n_reports)]["kf"] / max(cold, warm)
-                line += f"   KF/IMM = {ratio:.1f} x, target <= 4 x: {verdict(ratio <= 4.0)}"
+                ratio = rates[(n_forces, n_reports)]["kf"] / warm
+                line += f"   KF/IMM (warm) = {ratio:.1f} x, target <= 4 x: {verdict(ratio <= 4.0)}"
             print(line, flush=True)
 
 

@@ -45,9 +45,10 @@ def race_reports(sc: Scenario) -> list[Report]:
 
 def test_same_seed_same_output_and_seed_matters(pole: Scenario) -> None:
     reps, at = race_reports(pole), T0 + 7 * DAY
-    a = run(pole, reps, at, samples=500, seed=3)
-    b = run(pole, reps, at, samples=500, seed=3)
-    c = run(pole, reps, at, samples=500, seed=4)
+    a = run(pole, reps, at, samples=500, seed=3, horizon_days=120.0)
+    b = run(pole, reps, at, samples=500, seed=3, horizon_days=120.0)
+    c = run(pole, reps, at, samples=500, seed=4, horizon_days=120.0)
+    assert a["races"]["pole"]["nobody"] < 0.9  # so that the seed has something to change
     assert json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True)
     assert a["races"] != c["races"] or a["forces"] != c["forces"]
     # the contract's shape
@@ -100,7 +101,7 @@ def test_halt_line_obeyed_always_or_never(tmp_path: Path) -> None:
     fa = run(obey, reps, at, **kw)["forces"]["amundsen"]["objectives"]["pole"]
     fb = run(ignore, reps, at, **kw)["forces"]["amundsen"]["objectives"]["pole"]
     assert fa["p_within_horizon"] == 0.0  # the pole lies beyond the plateau-edge line
-    assert fb["p_within_horizon"] > 0.5
+    assert fb["p_within_horizon"] > 0.25
     # the what-if override turns the obeying force into one that ignores the line
     fc = run(obey, reps, at, **kw, overrides={"amundsen.p_obey": 0.0})
     assert fc["forces"]["amundsen"]["objectives"]["pole"] == fb
@@ -120,7 +121,9 @@ def test_a_crossed_obstacle_costs_no_delay(pole: Scenario) -> None:
     slow = simulate(plan(pole, est, {"amundsen": reps}, at, params), params, still)[0]
     fast = simulate(plan(pole, est, {"amundsen": reps + [crossed]}, at, params), params,
                     still)[0]
-    delay_h = (slow - fast)[:, 0] * 24
+    both = np.isfinite(slow[:, 0]) & np.isfinite(fast[:, 0])  # the slowest paces: beyond 90 d
+    assert both.mean() > 0.9
+    delay_h = (slow[both, 0] - fast[both, 0]) * 24
     assert np.all(delay_h > 0)
     assert np.median(delay_h) == pytest.approx(24.0, rel=0.1)
     assert np.quantile(delay_h, 0.9) == pytest.approx(72.0, rel=0.15)

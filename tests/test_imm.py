@@ -146,12 +146,14 @@ def random_params(seed: int) -> IMMParams:
     )
 
 
-def compare(res: IMMResult, ref: dict[str, np.ndarray]) -> None:
+def compare(res: IMMResult, ref: dict[str, np.ndarray], loglik_atol: float = 1e-9) -> None:
     for name, want in ref.items():
         got = getattr(res, name)
         assert got.shape == want.shape, name
         if want.dtype == bool:
             np.testing.assert_array_equal(got, want, err_msg=name)
+        elif name == "loglik":
+            np.testing.assert_allclose(got, want, err_msg=name, rtol=1e-9, atol=loglik_atol)
         else:
             np.testing.assert_allclose(got, want, err_msg=name, **TOL)
 
@@ -171,9 +173,15 @@ batches = st.builds(
 @settings(max_examples=30, deadline=None)
 @given(b=batches, params_seed=st.integers(0, 2**32 - 1), gate=st.sampled_from([None, 6.63]))
 def test_equals_plain_reference(b: Batch, params_seed: int, gate: float | None) -> None:
+    """Random switching rates, including zero rates (regimes that cannot be re-entered) and
+    long gaps: a switching probability can then be ~1e-10 while Π(dt) is exact only to ~1e-16
+    in absolute terms (here and in scipy's expm alike), so a report that such an unlikely
+    regime explains moves the log-likelihood by up to ~1e-7; states, covariances and
+    probabilities stay within 1e-9."""
     params = random_params(params_seed)
     res = imm_filter(b.t, b.z, b.r, b.valid, b.x0, b.P0, params, gate=gate)
-    compare(res, reference_imm(b.t, b.z, b.r, b.valid, b.x0, b.P0, params, gate))
+    ref = reference_imm(b.t, b.z, b.r, b.valid, b.x0, b.P0, params, gate)
+    compare(res, ref, loglik_atol=1e-6)
 
 
 @settings(max_examples=10, deadline=None)

@@ -356,14 +356,20 @@ def quarantine(db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt
 
 
 @app.command()
-def demo() -> None:
+def demo(
+    samples: Annotated[int, typer.Option("--samples", min=1)] = 2000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
     """The main job on the built-in scenario: berlin1945 as of 1945-04-12T12:00Z."""
     with _guard():
         ws = open_workspace(None, DEMO_SCENARIO)
         _print_seed(ws)
         when = _at(DEMO_AT)
         rows = _status(ws, when)
+        fc = _forecast(ws, when, ForecastParams(samples=samples, seed=seed))
     _print_status(ws, rows, when)
+    out.print()
+    _print_forecast(ws.scenario, fc)
 
 
 def main() -> None:

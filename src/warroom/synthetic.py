@@ -22,9 +22,10 @@ _Z90 = 1.2815515655446004
 
 @dataclass(frozen=True)
 class TruthParams:
-    advancing_kmpd: float = 30.0
+    advancing_kmpd: float = 25.0
     advancing_sigma: float = 0.5
-    pursuit_kmpd: float = 60.0
+    pace_sigma: float = 1.0   # each track's own pace: its medians x exp(pace_sigma z)
+    pursuit_kmpd: float = 50.0
     pursuit_sigma: float = 0.4
     rates: tuple[tuple[float, float, float], ...] = WARROOM_IMM.rates
     start_regime: int = 1
@@ -61,12 +62,13 @@ def simulate_truth(rng: np.random.Generator, params: TruthParams, days: float,
     """One true track over ``days`` days."""
     rates = np.asarray(params.rates, dtype=float)
     exit_rate = -np.diag(rates)
+    pace = math.exp(params.pace_sigma * rng.standard_normal())
     reg = params.start_regime
     t, s = 0.0, s0
     ts, ss = [t], [s]
     obstacles = sorted(params.obstacles)
     k = 0
-    v = _speed(rng, reg, params)
+    v = pace * _speed(rng, reg, params)
     t_sw = t + rng.exponential(1 / exit_rate[reg]) if exit_rate[reg] > 0 else math.inf
     while t < days:
         nxt = obstacles[k][0] if k < len(obstacles) else math.inf
@@ -88,7 +90,7 @@ def simulate_truth(rng: np.random.Generator, params: TruthParams, days: float,
             ss.append(s)
             p = np.where(np.arange(3) == reg, 0.0, rates[reg]) / exit_rate[reg]
             reg = int(rng.choice(3, p=p))
-            v = _speed(rng, reg, params)
+            v = pace * _speed(rng, reg, params)
             t_sw = t + rng.exponential(1 / exit_rate[reg]) if exit_rate[reg] > 0 else math.inf
         else:
             s += v * (days - t)

@@ -29,13 +29,20 @@ and as ``τ → ∞`` it becomes the nearly-constant-velocity model ``F = [[1, d
 ``advancing`` (1)
     NCV, ``q = 1`` km²/day³: a steady advance whose speed drifts by about 1 km/day per √day.
 ``pursuit`` (2)
-    NCV, ``q = 200`` km²/day³: the speed can change by about 14 km/day within a day (a
+    NCV, ``q = 100`` km²/day³: the speed can change by about 10 km/day within a day (a
     breakthrough, an accelerating chase).
 
 Regime switching is a continuous-time Markov chain with rate matrix ``Λ`` (per day; ``Λ[i, j]``
 for ``i ≠ j`` is the rate of switching from regime ``i`` to ``j``, rows sum to 0). Over a step
 of ``dt`` days the switching probabilities are ``Π(dt) = expm(dt Λ)`` (``Π[i, j] = P(j at
 t + dt | i at t)``), evaluated for all steps at once from the eigendecomposition of ``Λ``.
+Default rates (per day; rows: from halted, advancing, pursuit)::
+
+    Λ = [[-0.09,  0.06,  0.03],     mean sojourn 11 days halted,
+         [ 0.06, -0.12,  0.06],     8 days advancing,
+         [ 0.03,  0.15, -0.18]]     5.6 days in pursuit (which mostly ends in an advance)
+
+and the initial regime probabilities are ``μ0 = (1/3, 1/3, 1/3)``.
 
 Filter (Blom & Bar-Shalom), for each step ``k`` with ``dt = t[k] - t[k-1]`` (0 at ``k = 0``):
 
@@ -49,8 +56,9 @@ Filter (Blom & Bar-Shalom), for each step ``k`` with ``dt = t[k] - t[k-1]`` (0 a
    update: ``μ_j = c_j``); the log-likelihood of the report is ``log Σ_j c_j L_j``;
 5. combination: ``x = Σ_j μ_j x_j``, ``P = Σ_j μ_j (P_j + (x_j - x)(x_j - x)ᵀ)``.
 
-The 2×2 algebra is written on element arrays of shape ``(3, B)`` (regime × force) inside a
-Python loop over the time index only.
+The 2×2 algebra is written out on element arrays (``s, v, P00, P01, P11`` rows of one
+``(6, 3, B)`` array: component × regime × force) inside a Python loop over the time index
+only.
 """
 
 from __future__ import annotations
@@ -116,7 +124,7 @@ class IMMParams:
         3×3 Markov switching-rate matrix per day: ``rates[i][j]`` (``i ≠ j``) is the rate of
         switching from regime ``i`` to ``j`` (mean sojourn in ``i`` is ``-1/rates[i][i]``
         days); off-diagonal entries ≥ 0 and every row sums to 0. Per-step probabilities are
-        ``expm(dt · rates)``. The defaults keep a regime for 1.7–3.3 days on average.
+        ``expm(dt · rates)``. The defaults keep a regime for 5.6–11 days on average.
     mu0:
         Regime probabilities at the first slot (sum to 1).
     """
@@ -165,6 +173,9 @@ class IMMResult:
         ``(F, N)`` bool: update applied; valid report rejected by the gate.
     loglik:
         ``(F,)`` sum over used reports of ``log Σ_j c_j N(ν_j; 0, S_j)``.
+
+    As for :class:`~warroom.estimate.kalman.KalmanResult`, the arrays are transposed views of
+    time-major storage (not C-contiguous).
     """
 
     x: FloatArray
@@ -331,7 +342,7 @@ class _Switching:
         else:
             flat = _expm_batch(dt.reshape(-1)[:, None, None] * self.rates)
             out[...] = flat.reshape(n_t, n_b, 3, 3).transpose(0, 2, 3, 1)
-        out *= 1.0000001
+        np.maximum(out, 0.0, out=out)
         for i in range(3):
             j1, j2 = (j for j in range(3) if j != i)
             np.subtract(1.0, out[:, i, j1], out=out[:, i, i])
@@ -358,7 +369,10 @@ def transition_probabilities(dt: ArrayLike, rates: ArrayLike) -> FloatArray:
     """Regime switching probabilities ``Π(dt) = expm(dt · rates)`` (rows sum to 1).
 
     ``dt`` in days (any shape ``S``); ``rates`` a 3×3 rate matrix per day. Returns
-    ``S + (3, 3)`` with ``Π[..., i, j] = P(regime j at t + dt | regime i at t)``.
+    ``S + (3, 3)`` with ``Π[..., i, j] = P(regime j at t + dt | regime i at t)``. Computed
+    from the eigendecomposition of ``rates`` (scaling and squaring if it is not
+    diagonalisable); entries are exact to ~1e-16 in absolute terms, so probabilities far
+    below 1e-9 carry relative errors.
     """
     d = np.asarray(dt, dtype=np.float64)
     flat = d.reshape(1, -1)

@@ -39,7 +39,6 @@ repeated): a slot that is not valid is a pure prediction to its time.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -55,8 +54,6 @@ __all__ = [
 
 FloatArray = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 #: Forces processed together (cache blocking) and time steps per chunk of precomputed
 #: per-step coefficients. Work arrays are allocated once per call and reused: fresh memory is
@@ -131,6 +128,9 @@ class KalmanResult:
         ``(F, N)`` bool, a valid report rejected by the gate.
     loglik:
         ``(F,)`` sum over used reports of ``-(log(2π S) + ν²/S) / 2``.
+
+    The arrays are transposed views of time-major storage (one contiguous write per step), so
+    they are not C-contiguous; ``np.ascontiguousarray`` gives a copy in force-major order.
     """
 
     x_pred: FloatArray
@@ -180,16 +180,6 @@ def _per_force(value: ArrayLike, n_f: int, name: str) -> FloatArray:
     if arr.ndim > 1:
         raise ValueError(f"{name} must be a scalar or have shape (F,)")
     return np.broadcast_to(arr, (n_f,))
-
-
-def _time_steps(t_block: FloatArray) -> FloatArray:
-    """``dt`` in days with the time index first, shape ``(N, B)``; ``dt[0] = 0``."""
-    tT = np.ascontiguousarray(t_block.T)
-    dt = np.empty_like(tT)
-    if tT.shape[0]:
-        dt[0] = 0.0
-        np.subtract(tT[1:], tT[:-1], out=dt[1:])
-    return dt
 
 
 class _Inputs:

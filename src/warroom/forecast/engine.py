@@ -10,9 +10,10 @@ still running, as NumPy arrays over all samples of a chunk of forces; the loop r
 times as the busiest sample has events (a few dozen), whatever the horizon, so memory does not
 grow with it.
 
-Randomness: each force draws all its random numbers up front from its own generator, seeded
-by ``(seed, crc32(force id))``: the output does not depend on the order forces are listed, nor
-on which other forces are simulated with it.
+Randomness: counter-based (:mod:`warroom.forecast.rng`): each draw is a hash of the seed, the
+force id, the sample, the event number and its purpose, so the output does not depend on the
+order forces are listed, on which other forces are simulated with them, nor on chunking; and
+nothing is drawn ahead, so memory is a few arrays per sample.
 
 Logistics: with supply base at ``b`` km and range ``D`` km, the speed at ``s`` is
 ``v * min(1, D / (s - b))``; beyond ``b + D`` this gives ``(s - b)^2 = (s1 - b)^2 + 2 v D t``.
@@ -26,10 +27,14 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from warroom.forecast import rng
 from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import HALT, OBJECTIVE, OBSTACLE, ForcePlan
 
-_CHUNK_SAMPLES = 2_000_000  # samples simulated together (bounds memory)
+_CHUNK_SAMPLES = 1_000_000  # samples simulated together (bounds memory)
+# random streams (purposes) of the counter-based generator
+_S_REG, _S_Z0, _S_SWITCH, _S_JUMP, _S_SPEED, _S_DELAY, _S_OBEY, _S_PACE = (
+    0, 2, 8, 10, 12, 16, 20, 22)
 
 
 def _travel_time(s1: np.ndarray, s2: np.ndarray, v: np.ndarray, b: np.ndarray,
@@ -55,17 +60,6 @@ def _advance(s1: np.ndarray, v: np.ndarray, tau: np.ndarray, b: np.ndarray,
         curve = b + np.sqrt((start - b) ** 2 + 2.0 * v * d * np.maximum(tau - t1, 0.0))
         out = np.where(lin <= sd, lin, curve)
     return np.where(v > 0, out, s1)
-
-
-def _draws(plan: ForcePlan, n: int, k: int, seed: int) -> dict[str, np.ndarray]:
-    rng = np.random.default_rng([seed, zlib.crc32(plan.force.encode())])
-    nb = max(1, len(plan.bar_s))
-    return {
-        "u_reg": rng.random(n), "z0": rng.standard_normal((n, 2)),
-        "e_sw": rng.standard_exponential((n, k)), "u_jump": rng.random((n, k)),
-        "z_speed": rng.standard_normal((n, k)),
-        "z_delay": rng.standard_normal((n, nb)), "u_obey": rng.random((n, nb)),
-    }
 
 
 def simulate(plans: Sequence[ForcePlan], params: ForecastParams,
@@ -101,28 +95,16 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
     pur = np.array([p.pursuit_kmpd for p in plans])
     base = np.array([p.base_km for p in plans])
     free = np.array([p.supply_free_km for p in plans])
-    draws = [_draws(p, n, k_max, params.seed) for p in plans]
-
-    def stack(key: str, width: int | None = None) -> np.ndarray:
-        if width is None:
-            return np.concatenate([d[key] for d in draws])
-        full = np.zeros((m, width))
-        for i, d in enumerate(draws):
-            full[i * n:(i + 1) * n, :d[key].shape[1]] = d[key]
-        return full
-
-    e_sw, u_jump, z_speed = stack("e_sw"), stack("u_jump"), stack("z_speed")
-    z_delay, u_obey = stack("z_delay", nb + 1), stack("u_obey", nb + 1)
+    keys = np.concatenate([rng.sample_keys(params.seed, p.force, n) for p in plans])
 
     # Start: regime, s and v from the estimate's posterior at its last report.
     exit_rate = -np.diag(rates)
     jump = np.where(np.eye(3, dtype=bool), 0.0, rates) / np.where(exit_rate > 0, exit_rate,
                                                                   1.0)[:, None]
     jump_cdf = np.cumsum(jump, axis=1)
-    u_reg = stack("u_reg")
     reg_cdf = np.stack([np.cumsum(p.regime / p.regime.sum()) for p in plans])[fi]
-    reg = np.minimum((u_reg[:, None] > reg_cdf).sum(axis=1), 2)
-    z0 = stack("z0")
+    reg = np.minimum((rng.uniform(keys, 0, _S_REG)[:, None] > reg_cdf).sum(axis=1), 2)
+    z0 = np.stack([rng.normal(keys, 0, _S_Z0), rng.normal(keys, 0, _S_Z0 + 2)], axis=1)
     chol = np.stack([_chol(p.cov) for p in plans])[fi]
     x0 = np.stack([p.x for p in plans])[fi] + np.einsum("mij,mj->mi", chol, z0)
     t0 = np.array([p.t0 for p in plans])[fi]
@@ -130,7 +112,7 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
     s = np.maximum(x0[:, 0], 0.0)
     v = np.where(reg == 0, 0.0, np.maximum(x0[:, 1], 0.0))
     with np.errstate(divide="ignore"):  # a regime that is never left: no switch, ever
-        tsw = t + e_sw[:, 0] / exit_rate[reg]
+        tsw = t + rng.exponential(keys, 0, _S_SWITCH) / exit_rate[reg]
     k = np.ones(m, dtype=np.int64)
     ptr = (bar_s[fi] <= s[:, None]).sum(axis=1)
     arrival = np.full((m, no), np.inf)
@@ -139,12 +121,16 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
     arrival[rr, bar_a[fi[rr], cc].astype(int)] = t[rr]
     done = np.isnan(t0) | (t >= horizon)
 
-    def speed(regime: np.ndarray, z: np.ndarray, f: np.ndarray) -> np.ndarray:
-        return np.where(regime == 0, 0.0, np.where(
+    # each sample's own pace: the force's pace is known only so well (plan.pace_sd)
+    pace = np.exp(np.array([p.pace_sd for p in plans])[fi] * rng.normal(keys, 0, _S_PACE))
+
+    def speed(regime: np.ndarray, z: np.ndarray, f: np.ndarray,
+              rows: np.ndarray) -> np.ndarray:
+        return pace[rows] * np.where(regime == 0, 0.0, np.where(
             regime == 1, adv[f] * np.exp(params.advancing_sigma * z),
             pur[f] * np.exp(params.pursuit_sigma * z)))
 
-    for _ in range(10 * (nb + k_max) + 10):
+    for _ in range(nb + k_max + 2):  # one event per sample per pass
         idx = np.flatnonzero(~done)
         if idx.size == 0:
             break
@@ -165,10 +151,12 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
             s[sw] = _advance(s[sw], v[sw], new_t - t[sw], base[f_sw], free[f_sw])
             t[sw] = new_t
             kk = k[sw]
-            reg[sw] = np.minimum((u_jump[sw, kk][:, None] > jump_cdf[reg[sw]]).sum(axis=1), 2)
-            v[sw] = speed(reg[sw], z_speed[sw, kk], f_sw)
+            ks = keys[sw]
+            u = rng.uniform(ks, kk, _S_JUMP)
+            reg[sw] = np.minimum((u[:, None] > jump_cdf[reg[sw]]).sum(axis=1), 2)
+            v[sw] = speed(reg[sw], rng.normal(ks, kk, _S_SPEED), f_sw, sw)
             with np.errstate(divide="ignore"):
-                tsw[sw] = new_t + e_sw[sw, np.minimum(kk, k_max - 1)] / exit_rate[reg[sw]]
+                tsw[sw] = new_t + rng.exponential(ks, kk, _S_SWITCH) / exit_rate[reg[sw]]
             k[sw] = kk + 1
 
         # a barrier: arrive there, then act on its kind
@@ -186,12 +174,13 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
             if obs.any():
                 rows = br[obs]
                 mu, sig = bar_a[f_b[obs], p_b[obs]], bar_b[f_b[obs], p_b[obs]]
-                t[rows] += np.exp(mu + sig * z_delay[rows, p_b[obs]])
+                t[rows] += np.exp(mu + sig * rng.normal(keys[rows], p_b[obs], _S_DELAY))
             halt = kind == HALT
             if halt.any():
                 rows, pb = br[halt], p_b[halt]
                 fh = f_b[halt]
-                stop = ((u_obey[rows, pb] < bar_a[fh, pb]) & (t[rows] >= bar_b[fh, pb])
+                stop = ((rng.uniform(keys[rows], pb, _S_OBEY) < bar_a[fh, pb])
+                        & (t[rows] >= bar_b[fh, pb])
                         & (t[rows] < bar_c[fh, pb]))
                 until = bar_c[fh, pb]
                 t[rows] = np.where(stop, until, t[rows])  # wait at the line until the order ends

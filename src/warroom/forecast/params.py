@@ -7,13 +7,15 @@ regime         median                                       sigma of log (spread
 =============  ==========================================  =====================
 halted         0                                            -
 advancing      learned, else ``advancing_kmpd`` (25)        ``advancing_sigma`` 0.5
-pursuit        2 x advancing, else ``pursuit_kmpd`` (60)    ``pursuit_sigma`` 0.4
+pursuit        2 x advancing (prior ``pursuit_kmpd``, 50)       ``pursuit_sigma`` 0.4
 =============  ==========================================  =====================
 
-Learned: with at least ``learn_min_reports`` (5) smoothed points moving faster than 2 km/day,
-the advancing median is their median speed (the force's own pace), and pursuit's is twice it;
-with a shorter record of a force on the move, its present estimated speed stands in for the
-advancing median. The priors serve forces never seen moving.
+Learned: each force has its own pace. The moving speeds of its smoothed history (faster than
+2 km/day; or its present speed if it has no history yet) estimate its advancing median, which
+is shrunk towards the prior by how much evidence there is (``pace_sigma`` 1.0 on the log
+scale: the prior is weak, forces may differ from it by a factor of e or more, so the same
+engine serves armies, convoys and yachts); see :func:`warroom.forecast.plan._speeds`.
+Forces never seen moving get the priors.
 
 Regime switching is the estimate's continuous-time Markov chain (per day): a halt lasts weeks
 (leaves at 0.04/day), an advance days (0.2/day), a pursuit a few days (0.25/day); see
@@ -45,11 +47,11 @@ class ForecastParams:
     seed: int = 0
     advancing_kmpd: float = 25.0
     advancing_sigma: float = 0.5
-    pursuit_kmpd: float = 60.0
+    pursuit_kmpd: float = 50.0
     pursuit_sigma: float = 0.4
-    learn_min_reports: int = 5
+    pace_sigma: float = 1.0   # how much forces differ in their own pace (log scale)
     supply_free_km: float = 300.0
-    max_switches: int = 24   # regime switches simulated per sample (rates make 30 rare)
+    max_switches: int = 200  # safety cap on regime switches per sample (rates make 20 rare)
     overrides: dict[str, float] = field(default_factory=dict)
 
     def force_value(self, force: str, key: str, default: float) -> float:

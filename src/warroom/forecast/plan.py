@@ -17,7 +17,7 @@ import numpy as np
 from warroom.domain import Report, Scenario
 from warroom.estimate.track import ForceEstimate
 from warroom.forecast.params import ForecastParams
-from warroom.timeutil import SECONDS_PER_DAY
+from warroom.timeutil import SECONDS_PER_DAY, parse_time
 
 OBJECTIVE, OBSTACLE, HALT = 0, 1, 2
 _Z90 = 1.2815515655446004  # standard normal 90th percentile
@@ -46,6 +46,7 @@ class ForcePlan:
     base_km: float = math.nan      # s of the supply base's nearest route point
     supply_free_km: float = math.inf
     learned: bool = False
+    pace_sd: float = 0.0           # log-scale uncertainty of the force's own pace
 
 
 def _lognormal_days(p50_h: float, p90_h: float) -> tuple[float, float]:
@@ -57,8 +58,12 @@ def _lognormal_days(p50_h: float, p90_h: float) -> tuple[float, float]:
 
 def plan(scenario: Scenario, estimates: Mapping[str, ForceEstimate],
          reports: Mapping[str, Sequence[Report]], as_of: int,
-         params: ForecastParams) -> list[ForcePlan]:
-    """A plan per force, in scenario order."""
+         params: ForecastParams, rates: np.ndarray | None = None) -> list[ForcePlan]:
+    """A plan per force, in scenario order (``rates``: the regime chain, per day)."""
+    if rates is None:
+        from warroom.estimate.track import WARROOM_IMM
+
+        rates = np.asarray(WARROOM_IMM.rates)
     out: list[ForcePlan] = []
     ov = params.overrides
     for force in scenario.forces.values():
@@ -94,7 +99,7 @@ def plan(scenario: Scenario, estimates: Mapping[str, ForceEstimate],
             if hits:
                 bars.append((hits[0], HALT, p, start, end, h.line))
         bars.sort(key=lambda b: (b[0], b[1]))
-        adv, pur, learned = _speeds(est, params)
+        adv, pur, learned, pace_sd = _speeds(est, params, rates)
         adv = params.force_value(force.id, "advancing_kmpd", adv)
         pur = params.force_value(force.id, "pursuit_kmpd", pur)
         base_km, free = math.nan, math.inf
@@ -108,8 +113,7 @@ def plan(scenario: Scenario, estimates: Mapping[str, ForceEstimate],
             t0=(est.last_report_at - as_of) / SECONDS_PER_DAY if has else math.nan,
             x=np.array([est.s_km, est.v_kmpd]) if has else np.zeros(2),
             cov=np.array(est.cov) if has else np.eye(2),
-            regime=np.array([est.regime[k] for k in ("halted", "advancing", "pursuit")])
-            if has else np.array([1.0, 0.0, 0.0]),
+            regime=_start_regime(est, adv, pur, params) if has else np.array([1.0, 0.0, 0.0]),
             objectives=list(force.objectives),
             objective_km=[force.objective_km[o] for o in force.objectives],
             reached=reached,
@@ -117,20 +121,69 @@ def plan(scenario: Scenario, estimates: Mapping[str, ForceEstimate],
             bar_a=np.array([b[2] for b in bars]), bar_b=np.array([b[3] for b in bars]),
             bar_c=np.array([b[4] for b in bars]), bar_name=[b[5] for b in bars],
             advancing_kmpd=adv, pursuit_kmpd=pur, base_km=base_km, supply_free_km=free,
-            learned=learned,
+            learned=learned, pace_sd=pace_sd,
         ))
     return out
 
 
-def _speeds(est: ForceEstimate, params: ForecastParams) -> tuple[float, float, bool]:
-    moving = [h["v_kmpd"] for h in est.history if h["v_kmpd"] > 2.0]
-    if len(moving) >= params.learn_min_reports:
-        adv = float(np.median(moving))
-        return adv, 2.0 * adv, True
-    if est.v_kmpd is not None and est.v_kmpd > 2.0 and est.regime is not None \
+def _start_regime(est: ForceEstimate, adv: float, pur: float,
+                  params: ForecastParams) -> np.ndarray:
+    """Regime probabilities to start from, in the forecast's terms.
+
+    The estimate's IMM tells halted from moving; its "pursuit" means a speed that is changing,
+    while the forecast's pursuit is a faster speed class. So the moving probability is split
+    between advancing and pursuit by how likely the present speed is under each class's
+    log-normal speed distribution (equal prior odds)."""
+    assert est.regime is not None and est.v_kmpd is not None
+    halted = est.regime["halted"]
+    v = est.v_kmpd
+    if v <= 0:
+        return np.array([1.0, 0.0, 0.0]) if halted >= 0.5 else np.array([halted, 1 - halted, 0])
+
+    def logpdf(med: float, sig: float) -> float:
+        return -math.log(sig * v) - 0.5 * ((math.log(v) - math.log(med)) / sig) ** 2
+
+    la = logpdf(adv, params.advancing_sigma)
+    lp = logpdf(pur, params.pursuit_sigma)
+    w_adv = 1.0 / (1.0 + math.exp(max(min(lp - la, 700.0), -700.0)))
+    return np.array([halted, (1 - halted) * w_adv, (1 - halted) * (1 - w_adv)])
+
+
+def _speeds(est: ForceEstimate, params: ForecastParams,
+            rates: np.ndarray) -> tuple[float, float, bool, float]:
+    """The force's advancing and pursuit medians: its own pace, shrunk towards the prior, and
+    the log-scale sd of that pace (each sample draws its pace from it).
+
+    The median of the moving speeds of its smoothed history (or, with no history, its present
+    speed) estimates its advancing median (a record is mostly advancing: pursuits are rarer and
+    shorter; reading it as the chain's long-run mixture instead biased paces low on synthetic
+    races); on the log scale that estimate has
+    variance about ``(pi/2) s^2 / n`` (the median of ``n`` independent speeds whose log spread
+    is ``s``, the mixture's, taken as 0.6; ``n`` counts regime spells in the record's time
+    span, since reports within one spell share its speed), and forces differ in pace with log
+    spread ``pace_sigma`` around the prior. The two are combined by precision (a normal-normal
+    shrinkage): a force with a long record moves at its own pace, one seen twice mostly at the
+    prior's."""
+    hist = [h for h in est.history if h["v_kmpd"] > 2.0]
+    moving = [h["v_kmpd"] for h in hist]
+    span = 0.0
+    if hist:
+        span = (parse_time(hist[-1]["t"]) - parse_time(hist[0]["t"])) / SECONDS_PER_DAY
+    elif est.v_kmpd is not None and est.v_kmpd > 2.0 and est.regime is not None \
             and est.regime["halted"] < 0.5:
-        return est.v_kmpd, 2.0 * est.v_kmpd, True  # a short record: its present pace
-    return params.advancing_kmpd, params.pursuit_kmpd, False
+        moving = [est.v_kmpd]
+    if not moving:
+        return params.advancing_kmpd, params.pursuit_kmpd, False, params.pace_sigma
+    own = math.log(float(np.median(moving)))
+    # Speeds within one regime spell share one draw: count spells, not reports (a spell
+    # lasts 1 / (exit rate of advancing) days on average).
+    n_eff = min(len(moving), 1.0 + span * float(-np.asarray(rates)[1, 1]))
+    var_own = (math.pi / 2) * 0.6**2 / n_eff
+    var_prior = params.pace_sigma**2
+    w = var_prior / (var_prior + var_own)
+    adv = math.exp(w * own + (1 - w) * math.log(params.advancing_kmpd))
+    sd = math.sqrt(1.0 / (1.0 / var_prior + 1.0 / var_own))
+    return adv, adv * params.pursuit_kmpd / params.advancing_kmpd, True, sd
 
 
 def _first_past(est: ForceEstimate, km: float) -> int:

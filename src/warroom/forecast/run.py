@@ -23,6 +23,6 @@ def forecast(scenario: Scenario, estimates: dict[str, ForceEstimate],
     :mod:`warroom.forecast.summary` for the result)."""
     params = params or ForecastParams()
     rates = np.asarray((estimate_params or EstimateParams()).imm.rates, dtype=float)
-    plans = plan(scenario, estimates, reports, as_of, params)
+    plans = plan(scenario, estimates, reports, as_of, params, rates)
     arrivals = condition_on_silence(plans, simulate(plans, params, rates), params.seed)
     return summarise(scenario, estimates, plans, arrivals, as_of, params)
