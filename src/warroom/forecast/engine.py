@@ -66,16 +66,28 @@ def simulate(plans: Sequence[ForcePlan], params: ForecastParams,
              rates: np.ndarray) -> list[np.ndarray]:
     """Arrival times (days after as_of; inf = not within the horizon) per force, shape
     ``(samples, objectives of that force)``."""
+    return simulate_full(plans, params, rates)[0]
+
+
+def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.ndarray,
+                  snap_days: Sequence[float] = ()) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Arrival times as :func:`simulate`, and each sample's position (km along its route) at
+    the times ``snap_days`` (days after as_of), shape ``(samples, len(snap_days))`` per
+    force (nan for a force without an estimate)."""
     n = params.samples
     per_chunk = max(1, _CHUNK_SAMPLES // max(n, 1))
-    out: list[np.ndarray] = []
+    arrivals: list[np.ndarray] = []
+    positions: list[np.ndarray] = []
     for a in range(0, len(plans), per_chunk):
-        out.extend(_simulate_chunk(plans[a:a + per_chunk], params, rates))
-    return out
+        arr, pos = _simulate_chunk(plans[a:a + per_chunk], params, rates,
+                                   np.asarray(snap_days, dtype=float))
+        arrivals.extend(arr)
+        positions.extend(pos)
+    return arrivals, positions
 
 
-def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
-                    rates: np.ndarray) -> list[np.ndarray]:
+def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.ndarray,
+                    snaps: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
     n, k_max, horizon = params.samples, params.max_switches, params.horizon_days
     nf = len(plans)
     m = nf * n
@@ -130,6 +142,18 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
             regime == 1, adv[f] * np.exp(params.advancing_sigma * z),
             pur[f] * np.exp(params.pursuit_sigma * z)))
 
+    pos = np.full((m, len(snaps)), np.nan)
+
+    def snapshot(rows: np.ndarray, t_from: np.ndarray, t_to: np.ndarray,
+                 moving: bool) -> None:
+        """Positions at the snapshot times in [t_from, t_to) of these rows."""
+        for j, ts in enumerate(snaps):
+            hit = (ts >= t_from) & (ts < t_to)
+            if hit.any():
+                r = rows[hit]
+                pos[r, j] = (_advance(s[r], v[r], ts - t[r], base[fi[r]], free[fi[r]])
+                             if moving else s[r])
+
     for _ in range(nb + k_max + 2):  # one event per sample per pass
         idx = np.flatnonzero(~done)
         if idx.size == 0:
@@ -141,6 +165,9 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
         at_bar = (t_bar <= t_sw) & (t_bar <= horizon)
         at_sw = ~at_bar & (t_sw <= horizon)
         finished = ~at_bar & ~at_sw
+        if snaps.size:
+            t_next = np.where(at_bar, t_bar, np.where(at_sw, np.maximum(t_sw, ti), np.inf))
+            snapshot(idx, ti, t_next, moving=True)
         done[idx[finished]] = True
 
         # a regime switch: move to the switch (not back in time if it fell inside a wait)
@@ -174,7 +201,10 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
             if obs.any():
                 rows = br[obs]
                 mu, sig = bar_a[f_b[obs], p_b[obs]], bar_b[f_b[obs], p_b[obs]]
+                before = t[rows].copy()
                 t[rows] += np.exp(mu + sig * rng.normal(keys[rows], p_b[obs], _S_DELAY))
+                if snaps.size:
+                    snapshot(rows, before, t[rows], moving=False)
             halt = kind == HALT
             if halt.any():
                 rows, pb = br[halt], p_b[halt]
@@ -183,17 +213,31 @@ def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams,
                         & (t[rows] >= bar_b[fh, pb])
                         & (t[rows] < bar_c[fh, pb]))
                 until = bar_c[fh, pb]
+                before = t[rows].copy()
                 t[rows] = np.where(stop, until, t[rows])  # wait at the line until the order ends
+                if snaps.size:
+                    snapshot(rows, before, t[rows], moving=False)
                 done[rows[stop & ~np.isfinite(until)]] = True
             ptr[br] = p_b + 1
         done |= t >= horizon
     arrival[arrival > horizon] = np.inf
-    return [arrival[i * n:(i + 1) * n, :len(p.objectives)] for i, p in enumerate(plans)]
+    if snaps.size:  # still unset: the sample stood still from its last event on
+        rows, cols = np.nonzero(np.isnan(pos))
+        pos[rows, cols] = np.where(np.isnan(t0[rows]), np.nan, s[rows])
+    return ([arrival[i * n:(i + 1) * n, :len(p.objectives)] for i, p in enumerate(plans)],
+            [pos[i * n:(i + 1) * n] for i in range(len(plans))])
 
 
 def condition_on_silence(plans: Sequence[ForcePlan], arrivals: list[np.ndarray],
                          seed: int) -> list[np.ndarray]:
-    """Drop samples that reach an objective before as_of when no report says it was reached.
+    """Arrivals with the samples contradicted by silence replaced (see :func:`silence_index`)."""
+    return [a[i] for a, i in zip(arrivals, silence_index(plans, arrivals, seed), strict=True)]
+
+
+def silence_index(plans: Sequence[ForcePlan], arrivals: list[np.ndarray],
+                  seed: int) -> list[np.ndarray]:
+    """Per force, the sample rows to keep after dropping those that reach an objective before
+    as_of when no report says it was reached.
 
     The simulation starts at each force's last report, which may be days old; some samples
     then "arrive" in the unreported days. Reaching an objective is news that would have been
@@ -203,17 +247,15 @@ def condition_on_silence(plans: Sequence[ForcePlan], arrivals: list[np.ndarray],
     """
     out = []
     for p, arr in zip(plans, arrivals, strict=True):
+        index = np.arange(len(arr))
         pending = [c for c, o in enumerate(p.objectives) if o not in p.reached]
-        if not pending:
-            out.append(arr)
-            continue
-        bad = (arr[:, pending] < 0).any(axis=1)
-        good = np.flatnonzero(~bad)
-        if bad.any() and good.size:
-            rng = np.random.default_rng([seed, zlib.crc32(p.force.encode()), 1])
-            arr = arr.copy()
-            arr[bad] = arr[rng.choice(good, size=int(bad.sum()))]
-        out.append(arr)
+        if pending:
+            bad = (arr[:, pending] < 0).any(axis=1)
+            good = np.flatnonzero(~bad)
+            if bad.any() and good.size:
+                gen = np.random.default_rng([seed, zlib.crc32(p.force.encode()), 1])
+                index[bad] = gen.choice(good, size=int(bad.sum()))
+        out.append(index)
     return out
 
 

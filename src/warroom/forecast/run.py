@@ -9,10 +9,12 @@ import numpy as np
 
 from warroom.domain import Report, Scenario
 from warroom.estimate.track import EstimateParams, ForceEstimate
-from warroom.forecast.engine import condition_on_silence, simulate
+from warroom.forecast.engine import silence_index, simulate_full
 from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import plan
 from warroom.forecast.summary import summarise
+
+FAN_DAYS = (1.0, 3.0)  # where each force may be in 24 h and 72 h (the map's fans)
 
 
 def forecast(scenario: Scenario, estimates: dict[str, ForceEstimate],
@@ -24,5 +26,8 @@ def forecast(scenario: Scenario, estimates: dict[str, ForceEstimate],
     params = params or ForecastParams()
     rates = np.asarray((estimate_params or EstimateParams()).imm.rates, dtype=float)
     plans = plan(scenario, estimates, reports, as_of, params, rates)
-    arrivals = condition_on_silence(plans, simulate(plans, params, rates), params.seed)
-    return summarise(scenario, estimates, plans, arrivals, as_of, params)
+    arrivals, positions = simulate_full(plans, params, rates, FAN_DAYS)
+    keep = silence_index(plans, arrivals, params.seed)
+    arrivals = [a[i] for a, i in zip(arrivals, keep, strict=True)]
+    positions = [p[i] for p, i in zip(positions, keep, strict=True)]
+    return summarise(scenario, estimates, plans, arrivals, as_of, params, positions)

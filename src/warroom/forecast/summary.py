@@ -13,8 +13,10 @@ Times are ISO 8601 UTC; a quantile beyond the horizon is null; an ETA earlier th
 (the sample would already be there, unreported) is shown as ``as_of``. ``p_before_timetable``
 is, for a force of our side (the scenario's ``perspective``), P(it arrives by its own planned
 date); for a rival, P(it arrives before our earliest planned date for that objective); null
-where there is no such plan. Extensions: per objective ``planned`` (the date compared with)
-and ``timetable_of`` ("own" or "ours"); per race ``decided`` (the winner, when an objective was
+where there is no such plan. Extensions: per objective ``planned`` (the date compared with),
+``timetable_of`` ("own" or "ours") and ``eta_days`` (the q05..q95 quantiles in days after
+``as_of``, null beyond the horizon); per force ``fan`` (p10/p50/p90 of km along the route in
+24 h and 72 h); per race ``decided`` (the winner, when an objective was
 already reached) and ``racers``; per force ``speeds`` (the medians used, ``learned`` or prior).
 """
 
@@ -34,16 +36,25 @@ from warroom.forecast.plan import ForcePlan
 from warroom.timeutil import SECONDS_PER_DAY, to_iso
 
 
+def _days(days: float) -> float | None:
+    return round(days, 3) if math.isfinite(days) else None
+
+
 def _iso_days(as_of: int, days: float) -> str | None:
     if not math.isfinite(days):
         return None
     return to_iso(as_of + max(days, 0.0) * SECONDS_PER_DAY)
 
 
+ETA_LEVELS = tuple(round(0.05 * k, 2) for k in range(1, 20))  # q05 ... q95
+
+
 def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
               plans: Sequence[ForcePlan], arrivals: Sequence[np.ndarray], as_of: int,
-              params: ForecastParams) -> dict[str, Any]:
-    """The forecast as one JSON-ready dict."""
+              params: ForecastParams,
+              positions: Sequence[np.ndarray] | None = None) -> dict[str, Any]:
+    """The forecast as one JSON-ready dict (``positions``: samples' km along the route at
+    +24 h and +72 h, for the fans)."""
     ours = {t.objective: t.planned for t in scenario.timetable
             if scenario.perspective is not None
             and scenario.forces[t.force].side == scenario.perspective}
@@ -79,6 +90,7 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
                 "planned": to_iso(planned) if planned is not None else None,
                 "timetable_of": None if planned is None else ("own" if is_ours else "ours"),
             }
+            entry["eta_days"] = [_days(quantile(a, q)) for q in ETA_LEVELS]
             if reached is not None:
                 entry["km_to_go"] = 0.0
                 entry["eta"] = {k: to_iso(reached) for k in ("p10", "p50", "p90")}
@@ -87,6 +99,12 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
                 hit = a <= limit if is_ours else a < limit
                 entry["p_before_timetable"] = round(float(np.mean(hit)), 4)
             objs[oid] = entry
+        fan = None
+        if positions is not None and est.s_km is not None:
+            pos = positions[plans.index(p)]
+            fan = {label: {k: round(float(np.quantile(pos[:, j], q)), 1)
+                           for k, q in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))}
+                   for j, label in enumerate(("24h", "72h"))}
         forces[p.force] = {
             "name": force.name, "side": force.side,
             "s_km": e["s_km"], "s_sd_km": e["s_sd_km"], "speed_kmpd": e["speed_kmpd"],
@@ -95,6 +113,7 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
             "speeds": {"advancing_kmpd": round(p.advancing_kmpd, 1),
                        "pursuit_kmpd": round(p.pursuit_kmpd, 1), "learned": p.learned},
             "objectives": objs,
+            "fan": fan,
         }
     races: dict[str, Any] = {}
     for oid, by_force in arrive.items():
