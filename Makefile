@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean sysdeps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,15 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/warroom demo
 
-test: $(TSTAMP)
+# System tools the tests use as a reader would (pdftoppm opens the PDF briefing); installed
+# with apt-get when missing and permitted, else those checks skip with a note.
+sysdeps:
+	@command -v pdftoppm >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
+	  [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq poppler-utils) >/dev/null 2>&1; } || \
+	  echo "note: poppler-utils (pdftoppm) not installed; the PDF page check will skip"
+
+test: $(TSTAMP) sysdeps
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 

@@ -982,6 +982,9 @@ def build_toml() -> str:
         L += ["# " + t for t in textwrap.wrap(why, 94)]
         L += ["[[timetable]]", f"force = {toml_str(force)}",
               f"objective = {toml_str(obj)}", f"planned = {toml_str(planned)}", ""]
+    L += ["# Alert thresholds (defaults elsewhere). The record gives a report every day or two at",
+          "# best, so a force is 'silent' only after three days without news.",
+          "[alerts]", "silent_after_h = 72", ""]
     return "\n".join(L).rstrip() + "\n"
 
 

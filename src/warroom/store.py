@@ -25,7 +25,7 @@ from typing import Any
 
 from warroom.domain import Report
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Forward migrations: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: list[list[str]] = [
@@ -44,6 +44,18 @@ MIGRATIONS: list[list[str]] = [
             id INTEGER PRIMARY KEY, at INTEGER NOT NULL, origin TEXT, line INTEGER,
             kind TEXT NOT NULL, error TEXT NOT NULL, raw BLOB,
             source TEXT, report_id TEXT, fingerprint BLOB NOT NULL UNIQUE)""",
+    ],
+    [  # 1 -> 2: alerts with their history, and briefings
+        """CREATE TABLE alerts (
+            id TEXT PRIMARY KEY, state TEXT NOT NULL, json TEXT NOT NULL,
+            updated_at INTEGER NOT NULL)""",
+        """CREATE TABLE alert_events (
+            seq INTEGER PRIMARY KEY, alert_id TEXT NOT NULL, event TEXT NOT NULL,
+            at INTEGER NOT NULL, json TEXT NOT NULL)""",
+        """CREATE INDEX alert_events_alert ON alert_events (alert_id, at)""",
+        """CREATE TABLE briefings (
+            slot INTEGER PRIMARY KEY, as_of INTEGER NOT NULL, late INTEGER NOT NULL,
+            written_at INTEGER NOT NULL, json TEXT NOT NULL)""",
     ],
 ]
 
@@ -251,6 +263,54 @@ class Store:
 
     def count_quarantined(self) -> int:
         return int(self.conn.execute("SELECT count(*) FROM quarantine").fetchone()[0])
+
+    # -- alerts and briefings ------------------------------------------------------------------
+    def save_alerts(self, alerts: Iterable[dict[str, Any]],
+                    events: Iterable[tuple[str, str, int, dict[str, Any]]]) -> None:
+        """Upsert the current alerts (dicts as ``Alert.as_dict``) and append transitions
+        ``(alert_id, event, at, payload)``, in one transaction."""
+        now = int(time.time())
+        with self.transaction() as c:
+            c.executemany(
+                "INSERT INTO alerts (id, state, json, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET state = excluded.state, json = excluded.json, "
+                "updated_at = excluded.updated_at",
+                ((a["id"], a["state"], json.dumps(a), now) for a in alerts))
+            c.executemany("INSERT INTO alert_events (alert_id, event, at, json) "
+                          "VALUES (?, ?, ?, ?)",
+                          ((i, e, at, json.dumps(pl)) for i, e, at, pl in events))
+
+    def alerts(self, state: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT json FROM alerts", []
+        if state:
+            sql += " WHERE state = ?"
+            args.append(state)
+        return [json.loads(r[0]) for r in self.conn.execute(sql + " ORDER BY id", args)]
+
+    def alert_history(self, alert_id: str | None = None) -> list[dict[str, Any]]:
+        sql, args = "SELECT json FROM alert_events", []
+        if alert_id:
+            sql += " WHERE alert_id = ?"
+            args.append(alert_id)
+        return [json.loads(r[0]) for r in self.conn.execute(sql + " ORDER BY seq", args)]
+
+    def save_briefing(self, slot: int, as_of: int, late: bool, briefing: dict[str, Any]) -> None:
+        with self.transaction() as c:
+            c.execute("INSERT INTO briefings (slot, as_of, late, written_at, json) "
+                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT(slot) DO UPDATE SET "
+                      "as_of = excluded.as_of, late = excluded.late, "
+                      "written_at = excluded.written_at, json = excluded.json",
+                      (slot, as_of, int(late), int(time.time()), json.dumps(briefing)))
+
+    def briefing_before(self, t: int) -> dict[str, Any] | None:
+        """The latest stored briefing whose slot is before ``t``."""
+        row = self.conn.execute("SELECT json FROM briefings WHERE slot < ? ORDER BY slot DESC "
+                                "LIMIT 1", (t,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def last_briefing_slot(self) -> int | None:
+        row = self.conn.execute("SELECT max(slot) FROM briefings").fetchone()
+        return None if row is None else row[0]
 
 
 def _as_bytes(raw: bytes | str | None) -> bytes | None:

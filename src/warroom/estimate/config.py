@@ -10,10 +10,11 @@ from typing import Any
 
 from warroom.domain import Scenario
 from warroom.estimate.track import EstimateParams
+from warroom.scenario import ScenarioError
 
 
 def estimate_params(scenario: Scenario) -> EstimateParams:
-    """The scenario's estimate parameters (ValueError naming the key when one is wrong)."""
+    """The scenario's estimate parameters (ScenarioError naming a wrong key)."""
     cfg: dict[str, Any] = {}
     if scenario.path is not None:
         with open(scenario.path / "scenario.toml", "rb") as fh:
@@ -22,8 +23,8 @@ def estimate_params(scenario: Scenario) -> EstimateParams:
     known = {f.name for f in dataclasses.fields(EstimateParams)} - {"imm"}
     bad = sorted(set(cfg) - known)
     if bad:
-        raise ValueError(f"scenario.toml [estimate]: unknown key(s) {', '.join(bad)}; "
-                         f"expected {', '.join(sorted(known))}")
+        raise ScenarioError([f"scenario.toml [estimate]: unknown key(s) {', '.join(bad)}; "
+                             f"expected {', '.join(sorted(known))}"])
     base = EstimateParams(**cfg)
     if not imm_cfg:
         return base
