@@ -14,7 +14,7 @@ from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import plan
 from warroom.forecast.summary import summarise
 
-FAN_DAYS = (1.0, 3.0)  # where each force may be in 24 h and 72 h (the map's fans)
+FAN_DAYS = (1.0, 2.0, 3.0)  # where each force may be in 24, 48 and 72 h (fans, halt lines)
 
 
 def forecast(scenario: Scenario, estimates: dict[str, ForceEstimate],

@@ -16,7 +16,8 @@ date); for a rival, P(it arrives before our earliest planned date for that objec
 where there is no such plan. Extensions: per objective ``planned`` (the date compared with),
 ``timetable_of`` ("own" or "ours") and ``eta_days`` (the q05..q95 quantiles in days after
 ``as_of``, null beyond the horizon); per force ``fan`` (p10/p50/p90 of km along the route in
-24 h and 72 h); per race ``decided`` (the winner, when an objective was
+24 h and 72 h) and ``lines`` (each halt line ahead: ``at_km``, ``km_to_go``, ``p_within_48h``,
+``p_obey``); per race ``decided`` (the winner, when an objective was
 already reached) and ``racers``; per force ``speeds`` (the medians used, ``learned`` or prior).
 """
 
@@ -32,7 +33,7 @@ from warroom.domain import Scenario
 from warroom.estimate.track import ForceEstimate
 from warroom.forecast.engine import quantile
 from warroom.forecast.params import ForecastParams
-from warroom.forecast.plan import ForcePlan
+from warroom.forecast.plan import HALT, ForcePlan
 from warroom.timeutil import SECONDS_PER_DAY, to_iso
 
 
@@ -100,11 +101,21 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
                 entry["p_before_timetable"] = round(float(np.mean(hit)), 4)
             objs[oid] = entry
         fan = None
+        lines: dict[str, Any] = {}
         if positions is not None and est.s_km is not None:
             pos = positions[plans.index(p)]
             fan = {label: {k: round(float(np.quantile(pos[:, j], q)), 1)
                            for k, q in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))}
-                   for j, label in enumerate(("24h", "72h"))}
+                   for j, label in ((0, "24h"), (2, "72h"))}
+            lines = {}
+            for b, kind in enumerate(p.bar_kind):
+                if kind == HALT:
+                    s_line = float(p.bar_s[b])
+                    lines[p.bar_name[b]] = {
+                        "at_km": round(s_line, 1),
+                        "km_to_go": round(max(0.0, s_line - est.s_km), 1),
+                        "p_within_48h": round(float(np.mean(pos[:, 1] >= s_line - 0.01)), 4),
+                        "p_obey": round(float(p.bar_a[b]), 3)}
         forces[p.force] = {
             "name": force.name, "side": force.side,
             "s_km": e["s_km"], "s_sd_km": e["s_sd_km"], "speed_kmpd": e["speed_kmpd"],
@@ -114,6 +125,7 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
                        "pursuit_kmpd": round(p.pursuit_kmpd, 1), "learned": p.learned},
             "objectives": objs,
             "fan": fan,
+            "lines": lines,
         }
     races: dict[str, Any] = {}
     for oid, by_force in arrive.items():
