@@ -103,3 +103,22 @@ def test_any_permutation_of_rows_gives_the_same_store(tmp_path_factory: Any, val
         snaps.append(_snapshot(s))
         s.close()
     assert snaps[0] == snaps[1]
+
+
+def test_migrates_a_version_1_store_keeping_its_reports(tmp_path: Path, validator: Any) -> None:
+    from warroom.store import MIGRATIONS
+
+    c = sqlite3.connect(tmp_path / "v1.db")
+    for stmt in MIGRATIONS[0]:
+        c.execute(stmt)
+    c.execute("PRAGMA user_version = 1")
+    c.execute("INSERT INTO reports (source, report_id, force, observed_at, received_at, lat, lon,"
+              " grade, event, digest, ingested_at) VALUES ('fram', 'old', 'amundsen', 0, 0, "
+              "-85.0, -167.0, 'B2', 'position', 'd', 0)")
+    c.commit()
+    c.close()
+    s = Store(tmp_path / "v1.db")
+    assert s.schema_version == SCHEMA_VERSION >= 2
+    assert [r.report_id for r in s.reports()] == ["old"]
+    s.save_briefing(10, 10, False, {"as_of": "x"})  # the tables version 2 added work
+    assert s.briefing_before(11) == {"as_of": "x"} and s.briefing_before(10) is None
