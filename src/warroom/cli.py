@@ -16,10 +16,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markdown import Markdown
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
 from warroom import status as status_mod
+from warroom.assess.config import alert_config
+from warroom.assess.lifecycle import Alert, advance
+from warroom.assess.rules import evaluate
+from warroom.assess.sinks import JsonLinesSink, payload
+from warroom.brief import build_briefing, due_slots
 from warroom.domain import Report, Scenario
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
@@ -27,7 +33,11 @@ from warroom.forecast.params import ForecastParams, OverrideError, parse_overrid
 from warroom.forecast.run import forecast as run_forecast
 from warroom.forecast.summary import headline
 from warroom.ingest.pipeline import IngestResult, ingest_stream
+from warroom.outputs import stem, write_briefing, write_index, write_many
+from warroom.publish import RENDERERS
+from warroom.replay import replay as replay_steps
 from warroom.scenario import ScenarioError
+from warroom.situation import build_situation
 from warroom.store import StoreError
 from warroom.timeutil import TimeFormatError, parse_time, to_iso
 from warroom.workspace import UsageError, Workspace, open_workspace
@@ -39,11 +49,14 @@ app = typer.Typer(
 )
 # pipes and logs get 120 columns; plain lines are never wrapped mid-sentence
 out = Console(width=None if Console().is_terminal else 120, soft_wrap=True)
+prose = Console(width=None if Console().is_terminal else 120)  # Markdown: wrapped
 err = Console(stderr=True, highlight=False, soft_wrap=True)  # one error, one line
 _state = {"debug": False}
 
 DEMO_SCENARIO = "berlin1945"
 DEMO_AT = "1945-04-12T12:00:00Z"
+DEMO_FROM = "1945-04-01T00:00:00Z"
+DEMO_TO = "1945-05-03T00:00:00Z"
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite store (default: WARROOM_DB, "
                                            "else warroom.db; in memory with --scenario alone)")]
@@ -355,21 +368,166 @@ def quarantine(db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt
     out.print(t)
 
 
+def _hours(text: str) -> float:
+    """``6h``, ``90m``, ``1d`` or a number of hours."""
+    t = text.strip().lower()
+    try:
+        if t.endswith("h"):
+            return float(t[:-1])
+        if t.endswith("m"):
+            return float(t[:-1]) / 60
+        if t.endswith("d"):
+            return float(t[:-1]) * 24
+        return float(t)
+    except ValueError:
+        raise UsageError(f"--every: {text!r} is not a duration (e.g. 6h, 90m, 1d)") from None
+
+
+def _stored_alerts(ws: Workspace) -> dict[str, Alert]:
+    return {a["id"]: Alert.from_dict(a) for a in ws.store.alerts()
+            if a["state"] != "resolved"}
+
+
+FormatOpt = Annotated[str, typer.Option("--format", help="md, html, json or pdf")]
+
+
 @app.command()
-def demo(
+def brief(
+    at: AtOpt = None, db: DbOpt = None, scenario: ScenarioOpt = None,
+    fmt: FormatOpt = "md",
+    out_dir: Annotated[str | None, typer.Option("--out", help="write the file here")] = None,
     samples: Annotated[int, typer.Option("--samples", min=1)] = 2000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
 ) -> None:
-    """The main job on the built-in scenario: berlin1945 as of 1945-04-12T12:00Z."""
+    """One briefing as of a time: headline, forces, alerts, changes, map."""
+    with _guard():
+        if fmt not in RENDERERS:
+            raise UsageError(f"--format {fmt!r}; expected one of {', '.join(RENDERERS)}")
+        when = _at(at)
+        ws = open_workspace(db, scenario)
+        _print_seed(ws)
+        sc = ws.scenario
+        reports = _reports(ws, when)
+        eparams = estimate_params(sc)
+        cfg = alert_config(sc)
+        sit = build_situation(sc, reports, when, ForecastParams(samples=samples, seed=seed),
+                              eparams)
+        previous = ws.store.briefing_before(when)
+        alerts, transitions = advance(_stored_alerts(ws), evaluate(sit, previous, cfg), when,
+                                      cfg)
+        b = build_briefing(sit, alerts, transitions, previous, when)
+        ws.store.save_alerts([a.as_dict() for a in alerts.values()],
+                             [(t.alert.id, t.to, t.at, payload(t)) for t in transitions])
+        ws.store.save_briefing(when, when, False, b)
+    if out_dir is None and fmt in ("md", "json"):
+        text = RENDERERS[fmt](sc, b).decode()
+        if fmt == "md":
+            prose.print(Markdown(text))
+        else:
+            print(text)
+        return
+    paths = write_briefing(Path(out_dir or "."), sc, b, [fmt])
+    out.print(str(paths[fmt]))
+
+
+@app.command()
+def alerts(
+    db: DbOpt = None, scenario: ScenarioOpt = None,
+    state: Annotated[str | None, typer.Option("--state", help="pending, firing or "
+                                              "resolved")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Alerts kept in the store (by brief, replay or serve), with their state."""
+    with _guard():
+        ws = open_workspace(db, scenario)
+        rows = ws.store.alerts(state)
+    if json_out:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table("state", "since", "alert", header_style="bold")
+    for a in rows:
+        t.add_row(a["state"], a["since"] or "", a["message"] or a["id"])
+    out.print(t)
+
+
+@app.command()
+def replay(
+    db: DbOpt = None, scenario: ScenarioOpt = None,
+    start: Annotated[str | None, typer.Option("--from", help="first slot (default: the day "
+                                              "of the first report)")] = None,
+    end: Annotated[str | None, typer.Option("--to", help="last slot (default: the last "
+                                            "report received)")] = None,
+    every: Annotated[str, typer.Option("--every", help="slot spacing, e.g. 6h")] = "6h",
+    out_dir: Annotated[str, typer.Option("--out", help="folder for the briefings")] =
+        "warroom-out",
+    formats: Annotated[str, typer.Option("--formats", help="comma-separated: md,html,json,"
+                                         "pdf")] = "html,md,json",
+    samples: Annotated[int, typer.Option("--samples", min=1)] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+) -> None:
+    """Walk history slot by slot (bitemporal): every briefing and alert as it would have been."""
+    with _guard():
+        ws = open_workspace(db, scenario)
+        _print_seed(ws)
+        path, _ = _replay(ws, start, end, every, Path(out_dir), formats, samples, seed)
+    out.print(f"index: {path}")
+
+
+def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_dir: Path,
+            formats: str, samples: int, seed: int) -> tuple[Path, list[dict[str, Any]]]:
+    sc = ws.scenario
+    fmts = [f.strip() for f in formats.split(",") if f.strip()]
+    for f in fmts:
+        if f not in RENDERERS:
+            raise UsageError(f"--formats: {f!r}; expected some of {', '.join(RENDERERS)}")
+    everything = ws.store.reports()
+    if not everything:
+        raise UsageError("no reports to replay")
+    first = _at(start) if start else min(r.observed_at for r in everything) // 86400 * 86400
+    last = _at(end) if end else max(r.received_at for r in everything)
+    step_h = _hours(every)
+    slots = [s for s, _ in due_slots(None, last, every_h=step_h, first=first)]
+    by_force: dict[str, list[Report]] = {}
+    for r in everything:
+        by_force.setdefault(r.force, []).append(r)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "alerts.jsonl").unlink(missing_ok=True)
+    sinks = [JsonLinesSink(out_dir / "alerts.jsonl")]
+    briefings = []
+    params = ForecastParams(samples=samples, seed=seed)
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}"
+                  "/{task.total}"), TimeRemainingColumn(), console=err, transient=True,
+                  disable=not err.is_terminal) as bar:
+        task = bar.add_task("replaying", total=len(slots))
+        for st in replay_steps(sc, by_force, slots, params, estimate_params(sc),
+                               alert_config(sc), sinks):
+            briefings.append(st.briefing)
+            bar.update(task, advance=1)
+        task2 = bar.add_task("writing", total=None)
+        write_many(out_dir, sc, briefings, fmts)
+        bar.update(task2, completed=1)
+    return write_index(out_dir, sc, briefings, fmts), briefings
+
+
+@app.command()
+def demo(
+    samples: Annotated[int, typer.Option("--samples", min=1)] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    out_dir: Annotated[str, typer.Option("--out")] = "warroom-out",
+) -> None:
+    """The main job: replay berlin1945 from 1 April to 3 May 1945 every 6 hours into
+    ./warroom-out/, print the briefing of 1945-04-12T12:00Z and where the files are."""
     with _guard():
         ws = open_workspace(None, DEMO_SCENARIO)
         _print_seed(ws)
-        when = _at(DEMO_AT)
-        rows = _status(ws, when)
-        fc = _forecast(ws, when, ForecastParams(samples=samples, seed=seed))
-    _print_status(ws, rows, when)
+        index, briefings = _replay(ws, DEMO_FROM, DEMO_TO, "6h", Path(out_dir),
+                                   "html,md,json", samples, seed)
+    target = next(b for b in briefings if b["slot"] == DEMO_AT)
+    prose.print(Markdown(RENDERERS["md"](ws.scenario, target).decode()))
     out.print()
-    _print_forecast(ws.scenario, fc)
+    out.print(f"{len(briefings)} briefings, every 6 hours from {DEMO_FROM[:10]} to "
+              f"{DEMO_TO[:10]}: open {index}")
+    out.print(f"this briefing: {Path(out_dir) / (stem(target) + '.html')}")
 
 
 def main() -> None:

@@ -1,0 +1,87 @@
+"""Writing briefings to files (the I/O edge of publish): one file per format per slot, and an
+``index.html`` to page through a replay. Rendering runs in worker processes when there are
+many briefings (each render is independent; matplotlib is the slow part)."""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from warroom import scenario as scenario_mod
+from warroom.domain import Scenario
+from warroom.publish import FILE_SUFFIX, RENDERERS
+from warroom.timeutil import parse_time, to_datetime
+
+
+def stem(briefing: dict[str, Any]) -> str:
+    """``briefing-1945-04-12T1200Z``: the file name of a briefing, by its slot."""
+    return "briefing-" + to_datetime(parse_time(briefing["slot"])).strftime("%Y-%m-%dT%H%MZ")
+
+
+def write_briefing(out: Path, sc: Scenario, briefing: dict[str, Any],
+                   formats: Sequence[str]) -> dict[str, Path]:
+    """Render and write one briefing in each format; the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for fmt in formats:
+        path = out / f"{stem(briefing)}{FILE_SUFFIX[fmt]}"
+        path.write_bytes(RENDERERS[fmt](sc, briefing))
+        paths[fmt] = path
+    return paths
+
+
+def _render_job(args: tuple[str, str, str, tuple[str, ...]]) -> None:
+    ref, out, text, formats = args
+    write_briefing(Path(out), scenario_mod.load(ref), json.loads(text), formats)
+
+
+def write_many(out: Path, sc: Scenario, briefings: Sequence[dict[str, Any]],
+               formats: Sequence[str], workers: int | None = None) -> None:
+    """Write many briefings, in parallel processes when worthwhile."""
+    workers = workers or min(4, os.cpu_count() or 1)
+    if workers <= 1 or len(briefings) < 8 or sc.path is None:
+        for b in briefings:
+            write_briefing(out, sc, b, formats)
+        return
+    jobs = [(str(sc.path), str(out), json.dumps(b), tuple(formats)) for b in briefings]
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        list(pool.map(_render_job, jobs, chunksize=4))
+
+
+def write_index(out: Path, sc: Scenario, briefings: Sequence[dict[str, Any]],
+                formats: Sequence[str]) -> Path:
+    """``index.html``: every briefing, newest last, with its headline and alerts."""
+    rows = []
+    for b in briefings:
+        links = " ".join(f'<a href="{stem(b)}{FILE_SUFFIX[f]}">{f}</a>' for f in formats)
+        fired = b["alerts"]["fired"]
+        alerts = "".join(f"<li class='{html.escape(a['severity'])}'>"
+                         f"{html.escape(a['message'])}</li>" for a in fired)
+        late = " <em>(late)</em>" if b["late"] else ""
+        first = formats[0] if formats else "json"
+        rows.append(
+            f"<tr><td><a href='{stem(b)}{FILE_SUFFIX[first]}'>{html.escape(b['as_of'])}</a>"
+            f"{late}</td><td>{'<br>'.join(html.escape(h) for h in b['headline'])}</td>"
+            f"<td><ul>{alerts}</ul></td><td>{links}</td></tr>")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(sc.name)}: briefings</title>
+<style>
+body {{ font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; width: 100%; }}
+td, th {{ border-bottom: 1px solid #ddd; padding: 4px 8px; vertical-align: top; }}
+li.critical {{ color: #a00; }} li.warning {{ color: #a60; }} ul {{ margin: 0; padding-left: 1em; }}
+</style></head><body>
+<h1>{html.escape(sc.name)}</h1>
+<p>{len(briefings)} briefings. Each opens offline, map and ETA chart included.</p>
+<table><tr><th>as of (UTC)</th><th>headline</th><th>alerts fired</th><th>files</th></tr>
+{chr(10).join(rows)}
+</table></body></html>
+"""
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
