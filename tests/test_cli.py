@@ -90,3 +90,51 @@ def test_warroom_db_environment_variable(tmp_path: Path) -> None:
     assert r.returncode == 0 and (tmp_path / "env.db").exists()
     r = run("status", "--json", "--at", "1911-12-20T00:00:00Z", cwd=tmp_path, env=env)
     assert r.returncode == 0 and json.loads(r.stdout)["scenario"].startswith("Race to the South")
+
+
+def test_brief_in_every_format(tmp_path: Path) -> None:
+    base = ("brief", "--scenario", "berlin1945", "--at", "1945-04-12T12:00Z", "--samples", "300")
+    r = run(*base, "--format", "json", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    b = json.loads(r.stdout)
+    assert b["version"] == 1 and b["as_of"] == "1945-04-12T12:00:00Z"
+    assert any("US Ninth Army" in h for h in b["headline"])
+    for fmt, magic in (("html", b"<!DOCTYPE html>"), ("pdf", b"%PDF"), ("md", b"# ")):
+        r = run(*base, "--format", fmt, "--out", "out", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        path = Path(tmp_path, r.stdout.strip())
+        assert path.name == "briefing-1945-04-12T1200Z." + fmt
+        assert path.read_bytes().startswith(magic)
+    r = run(*base, "--format", "docx", cwd=tmp_path)
+    assert r.returncode == 2 and "--format 'docx'" in r.stderr
+
+
+def test_replay_writes_every_slot_an_index_and_the_alerts(tmp_path: Path) -> None:
+    r = run("replay", "--scenario", str(POLE), "--from", "1911-12-01T00:00Z", "--to",
+            "1911-12-03T00:00Z", "--every", "12h", "--out", "out", "--samples", "200",
+            "--formats", "json,md", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    out = tmp_path / "out"
+    jsons = sorted(out.glob("briefing-*.json"))
+    assert [p.name for p in jsons] == [f"briefing-1911-12-0{d}T{h}00Z.json"
+                                       for d, h in ((1, "00"), (1, "12"), (2, "00"),
+                                                    (2, "12"), (3, "00"))]
+    first, second = (json.loads(p.read_text()) for p in jsons[:2])
+    assert second["previous"] == first["as_of"]
+    index = (out / "index.html").read_text()
+    assert all(p.stem in index for p in jsons)
+    assert (out / "alerts.jsonl").exists()
+
+
+def test_brief_keeps_alerts_in_the_store(tmp_path: Path) -> None:
+    db = str(tmp_path / "w.db")
+    assert run("init", "--db", db, "--scenario", "berlin1945", cwd=tmp_path).returncode == 0
+    for at in ("1945-04-12T06:00Z", "1945-04-12T12:00Z"):
+        r = run("brief", "--db", db, "--at", at, "--format", "json", "--samples", "300",
+                cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["previous"] == "1945-04-12T06:00:00Z"
+    r = run("alerts", "--db", db, "--state", "firing", "--json", cwd=tmp_path)
+    alerts = json.loads(r.stdout)
+    assert alerts and all(a["state"] == "firing" for a in alerts)
+    assert any(a["rule"] == "timetable_threat" and a["force"] == "us9" for a in alerts)
