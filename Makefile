@@ -42,6 +42,7 @@ bench: $(TSTAMP)
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/estimate.py
 	$(BIN)/python benchmarks/forecast.py
+	$(BIN)/python benchmarks/brief.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
