@@ -17,29 +17,20 @@ import sys
 import tempfile
 import time
 
-from warroom import scenario as scenario_mod
 from warroom.assess.config import alert_config
 from warroom.assess.lifecycle import advance
 from warroom.assess.rules import evaluate
 from warroom.brief import build_briefing
-from warroom.domain import Report
 from warroom.forecast.params import ForecastParams
-from warroom.ingest.pipeline import ingest_stream
-from warroom.ingest.validate import Validator
 from warroom.publish import RENDERERS
 from warroom.situation import build_situation
-from warroom.store import Store
 from warroom.timeutil import parse_time
+from warroom.workspace import open_workspace
 
 
 def main() -> None:
-    sc = scenario_mod.load("berlin1945")
-    store = Store(":memory:")
-    with open(sc.reports_path, "rb") as fh:
-        ingest_stream(store, Validator(sc), fh, origin="reports.csv")
-    by: dict[str, list[Report]] = {}
-    for r in store.reports():
-        by.setdefault(r.force, []).append(r)
+    ws = open_workspace(None, "berlin1945")  # in memory, seeded with the scenario's reports
+    sc, by = ws.scenario, ws.store.reports_by_force()
     at = parse_time("1945-04-12T12:00:00Z")
     cfg = alert_config(sc)
 

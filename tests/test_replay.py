@@ -6,30 +6,20 @@ import json
 
 import pytest
 
-from warroom import scenario as scenario_mod
 from warroom.assess.config import alert_config
 from warroom.brief import due_slots
-from warroom.domain import Report
 from warroom.forecast.params import ForecastParams
-from warroom.ingest.pipeline import ingest_stream
-from warroom.ingest.validate import Validator
 from warroom.replay import replay
-from warroom.store import Store
 from warroom.timeutil import parse_time
+from warroom.workspace import open_workspace
 
 H = 3600
 
 
 @pytest.fixture(scope="module")
 def berlin():
-    sc = scenario_mod.load("berlin1945")
-    store = Store(":memory:")
-    with open(sc.reports_path, "rb") as fh:
-        ingest_stream(store, Validator(sc), fh, origin="reports.csv")
-    by: dict[str, list[Report]] = {}
-    for r in store.reports():
-        by.setdefault(r.force, []).append(r)
-    return sc, by
+    ws = open_workspace(None, "berlin1945")  # in memory, seeded with the scenario's reports
+    return ws.scenario, ws.store.reports_by_force()
 
 
 def slots(to: str) -> list[int]:

@@ -168,10 +168,7 @@ def _ingest_one(ws: Workspace, name: str) -> IngestResult:
 
 
 def _reports(ws: Workspace, at: int) -> dict[str, list[Report]]:
-    reports: dict[str, list[Report]] = {}
-    for r in ws.store.reports(as_of=at):
-        reports.setdefault(r.force, []).append(r)
-    return reports
+    return ws.store.reports_by_force(as_of=at)
 
 
 def _status(ws: Workspace, at: int) -> list[dict[str, Any]]:
@@ -487,9 +484,7 @@ def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_d
     last = _at(end) if end else max(r.received_at for r in everything)
     step_h = _hours(every)
     slots = [s for s, _ in due_slots(None, last, every_h=step_h, first=first)]
-    by_force: dict[str, list[Report]] = {}
-    for r in everything:
-        by_force.setdefault(r.force, []).append(r)
+    by_force = ws.store.reports_by_force()
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "alerts.jsonl").unlink(missing_ok=True)
     sinks = [JsonLinesSink(out_dir / "alerts.jsonl")]

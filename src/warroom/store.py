@@ -253,6 +253,13 @@ class Store:
         sql += " ORDER BY observed_at, received_at, source, report_id"
         return [_to_report(r) for r in self.conn.execute(sql, args)]
 
+    def reports_by_force(self, as_of: int | None = None) -> dict[str, list[Report]]:
+        """:meth:`reports` grouped by force (each list in observed order)."""
+        out: dict[str, list[Report]] = {}
+        for r in self.reports(as_of=as_of):
+            out.setdefault(r.force, []).append(r)
+        return out
+
     def quarantined(self) -> Iterator[dict[str, Any]]:
         """Quarantined rows, oldest first."""
         cur = self.conn.execute("SELECT id, at, origin, line, kind, error, raw, source, "
