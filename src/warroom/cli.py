@@ -33,7 +33,7 @@ from warroom.forecast.params import ForecastParams, OverrideError, parse_overrid
 from warroom.forecast.run import forecast as run_forecast
 from warroom.forecast.summary import headline
 from warroom.ingest.pipeline import IngestResult, ingest_stream
-from warroom.outputs import stem, write_briefing, write_index, write_many
+from warroom.outputs import BackgroundWriter, stem, write_briefing, write_index
 from warroom.publish import RENDERERS
 from warroom.replay import replay as replay_steps
 from warroom.scenario import ScenarioError
@@ -494,13 +494,16 @@ def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_d
                   "/{task.total}"), TimeRemainingColumn(), console=err, transient=True,
                   disable=not err.is_terminal) as bar:
         task = bar.add_task("replaying", total=len(slots))
-        for st in replay_steps(sc, by_force, slots, params, estimate_params(sc),
-                               alert_config(sc), sinks):
-            briefings.append(st.briefing)
-            bar.update(task, advance=1)
-        task2 = bar.add_task("writing", total=None)
-        write_many(out_dir, sc, briefings, fmts)
-        bar.update(task2, completed=1)
+        writer = BackgroundWriter(out_dir, sc, fmts)
+        try:
+            for st in replay_steps(sc, by_force, slots, params, estimate_params(sc),
+                                   alert_config(sc), sinks):
+                briefings.append(st.briefing)
+                writer.submit(st.briefing)
+                bar.update(task, advance=1)
+            bar.add_task("writing the last briefings", total=None)
+        finally:
+            writer.close()
     return write_index(out_dir, sc, briefings, fmts), briefings
 
 

@@ -1,9 +1,10 @@
 """Writing briefings to files (the I/O edge of publish): one file per format per slot, and an
-``index.html`` to page through a replay. Rendering runs in worker processes when there are
-many briefings (each render is independent; matplotlib is the slow part)."""
+``index.html`` to page through a replay. Rendering runs in worker processes (each render is
+independent; matplotlib is the slow part)."""
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import os
@@ -35,22 +36,39 @@ def write_briefing(out: Path, sc: Scenario, briefing: dict[str, Any],
     return paths
 
 
+@functools.lru_cache(maxsize=4)
+def _scenario(ref: str) -> Scenario:
+    return scenario_mod.load(ref)  # once per worker process
+
+
 def _render_job(args: tuple[str, str, str, tuple[str, ...]]) -> None:
     ref, out, text, formats = args
-    write_briefing(Path(out), scenario_mod.load(ref), json.loads(text), formats)
+    write_briefing(Path(out), _scenario(ref), json.loads(text), formats)
 
 
-def write_many(out: Path, sc: Scenario, briefings: Sequence[dict[str, Any]],
-               formats: Sequence[str], workers: int | None = None) -> None:
-    """Write many briefings, in parallel processes when worthwhile."""
-    workers = workers or min(4, os.cpu_count() or 1)
-    if workers <= 1 or len(briefings) < 8 or sc.path is None:
-        for b in briefings:
-            write_briefing(out, sc, b, formats)
-        return
-    jobs = [(str(sc.path), str(out), json.dumps(b), tuple(formats)) for b in briefings]
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        list(pool.map(_render_job, jobs, chunksize=4))
+class BackgroundWriter:
+    """Renders and writes briefings in worker processes while the caller goes on (a replay
+    computes the next situation while the last one is drawn); ``close()`` waits for all."""
+
+    def __init__(self, out: Path, sc: Scenario, formats: Sequence[str],
+                 workers: int | None = None) -> None:
+        self.out, self.sc, self.formats = out, sc, tuple(formats)
+        n = workers or min(4, os.cpu_count() or 1)
+        self.pool = ProcessPoolExecutor(max_workers=n) if n > 1 and sc.path else None
+        self.jobs: list[Any] = []
+
+    def submit(self, briefing: dict[str, Any]) -> None:
+        if self.pool is None:
+            write_briefing(self.out, self.sc, briefing, self.formats)
+            return
+        job = (str(self.sc.path), str(self.out), json.dumps(briefing), self.formats)
+        self.jobs.append(self.pool.submit(_render_job, job))
+
+    def close(self) -> None:
+        if self.pool is not None:
+            for j in self.jobs:
+                j.result()  # re-raise a worker's error here
+            self.pool.shutdown()
 
 
 def write_index(out: Path, sc: Scenario, briefings: Sequence[dict[str, Any]],
