@@ -7,7 +7,7 @@ tie-breaker, the file name).
 
 from __future__ import annotations
 
-from warroom.ingest import csv_format, geojson_format, ndjson_format
+from warroom.ingest import cot_format, csv_format, geojson_format, ndjson_format
 from warroom.ingest.base import InputFormat
 
 FORMATS: dict[str, InputFormat] = {}
@@ -19,7 +19,7 @@ def register(fmt: InputFormat) -> InputFormat:
     return fmt
 
 
-for _m in (csv_format, ndjson_format, geojson_format):
+for _m in (csv_format, ndjson_format, geojson_format, cot_format):
     register(_m.FORMAT)
 
 
