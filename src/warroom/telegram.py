@@ -1,0 +1,475 @@
+"""Signed telegrams: batches of field reports from a station that holds an Ed25519 key.
+
+Protocol
+========
+
+A field station holds an Ed25519 private key; the war room holds its public key in the
+:class:`~warroom.keystore.KeyStore` under the station's name (its *source*). A telegram is one
+JSON object (UTF-8 text) with exactly these members::
+
+    {"source": str, "seq": int, "sent_at": str, "payload": list | str, "signature": str}
+
+``source``
+    The station's name as registered in the key store. It is also forced onto every report the
+    telegram carries (a report's own ``source`` field, if any, is overwritten).
+``seq``
+    An integer, 0 <= seq < 2**63 (JSON booleans are not integers here). Telegrams of a source
+    are accepted in strictly increasing ``seq`` order: a telegram is accepted only if its
+    ``seq`` is greater than the ``seq`` of the last telegram accepted from that source. Gaps
+    are allowed (a lost telegram does not block later ones); a replay or an older telegram is
+    refused.
+``sent_at``
+    When the station sent it: ISO 8601 text with a zone (:func:`make` writes UTC with ``Z``,
+    e.g. ``1911-12-14T15:00:00Z``). It must lie within ``now +- max_skew_s`` (default 300 s).
+``payload``
+    Either a JSON list of report objects (the fields of an NDJSON report: ``report_id``,
+    ``force``, ``observed_at``, ``lat``, ``lon``, ``place``, ... as in reports.csv; a GeoJSON
+    Point Feature is read as in NDJSON), or a string holding CSV or NDJSON text, parsed with the
+    project's own ingest parsers (``warroom.ingest``; the format is detected from the content,
+    and any other detected format, e.g. a GeoJSON FeatureCollection, is refused). CSV text is a
+    reports.csv file as ``warroom ingest`` reads it, so its header must name a ``source`` column
+    (its values may be empty: they are replaced). An empty list is a valid telegram with no
+    reports (it still advances ``seq``).
+``signature``
+    Standard base64 (with padding, canonical encoding) of the 64-byte Ed25519 signature of the
+    telegram's *canonical bytes*::
+
+        json.dumps({k: v for k, v in t.items() if k != "signature"}, sort_keys=True,
+                   separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+    (computed with ``allow_nan=False``: NaN and infinities are not JSON and are refused). The
+    verifier parses the received JSON and recomputes these bytes from the parsed values, so the
+    key order, whitespace and escaping of the JSON as sent do not matter; what is signed is the
+    values. Signers in other languages must produce Python's bytes for those values: in
+    particular a float is written as Python's ``repr`` (``1.0``, ``1e+16``), an integer without
+    a decimal point, and non-ASCII text as raw UTF-8.
+
+Verification (:func:`verify`) raises :class:`TelegramError` with an HTTP-like ``status`` and a
+``reason``; the checks run in this order, so a forgery is reported as such whatever else is
+wrong with it:
+
+1. **400** malformed: not UTF-8 JSON, duplicate member names, NaN/Infinity, not an object,
+   missing or unknown members, a member of the wrong type, ``seq`` out of range, ``sent_at`` not
+   ISO 8601 with a zone, ``signature`` not canonical base64 of 64 bytes.
+2. **401** unknown ``source`` (no key registered).
+3. **401** bad signature (made by another key, or any signed value changed since).
+4. **403** the source's key is revoked.
+5. **422** ``sent_at`` outside ``now +- max_skew_s``: stale, or from the future.
+6. **409** replayed or out-of-order ``seq`` (not greater than the last accepted ``seq``).
+7. **400** a payload that does not parse: a list item that is not a report object, a CSV/NDJSON
+   string with a line that cannot be parsed, or a payload string of another format.
+8. **403** a report about a force the source may not report on (the key's allowed-forces list;
+   None = any force). A report of a restricted source must name an allowed force: a missing or
+   non-text ``force`` is refused too. Force ids are compared after stripping spaces, as the
+   validator does.
+
+Acceptance (:func:`accept`) runs all of this inside one ``BEGIN IMMEDIATE`` transaction of the
+store, so concurrent writers are serialised and the ``seq`` read in step 6 cannot change before
+the commit. In that transaction it then
+
+* lands the reports through the normal validation and store path (``Validator.row`` then
+  ``Store.write_batch``, as ``ingest_stream`` does; NDJSON detection is skipped because the
+  reports are already parsed): ``source`` forced to the telegram's, ``received_at`` set to
+  ``now`` for each report without one. A report that fails validation (say an unknown place)
+  goes to quarantine as ``kind="invalid"`` exactly as in a file ingest, and the telegram is
+  still accepted: it is authentic, only some of its content is bad. Origin of the reports is
+  ``telegram:<source>:<seq>``; the quarantine ``line`` of a bad report is its 1-based index in
+  the payload;
+* advances the source's ``last_seq`` to ``seq`` (compare-and-set), and
+* records the telegram in the ``telegrams`` table (digest and raw bytes kept for audit).
+
+All three commit together or not at all. A rejected telegram stores nothing but one quarantine
+row (``kind="telegram"``, ``error="<status> <reason>"``, ``raw`` = the telegram bytes as
+received, ``origin="telegram"``, ``source`` = the *claimed* source if it is text; quarantine
+keeps the same rejected bytes with the same error once), written after the transaction is
+rolled back; then the :class:`TelegramError` is raised again.
+
+``now`` is always given by the caller (UTC epoch seconds), which keeps replays and tests exact.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import hashlib
+import io
+import json
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from warroom.ingest import detect
+from warroom.ingest.base import CountingReader
+from warroom.ingest.ndjson_format import as_fields
+from warroom.ingest.pipeline import MAX_MESSAGES, IngestResult
+from warroom.ingest.validate import Validator
+from warroom.keystore import KeyStore
+from warroom.store import QuarantineRow, Store
+from warroom.timeutil import TimeFormatError, parse_time, to_iso
+
+FIELDS = frozenset({"source", "seq", "sent_at", "payload", "signature"})
+SIGNATURE_BYTES = 64
+MAX_SEQ = 2**63 - 1
+DEFAULT_MAX_SKEW_S = 300
+PAYLOAD_FORMATS = frozenset({"csv", "ndjson"})
+QUARANTINE_KIND = "telegram"
+
+Telegram = Mapping[str, Any] | bytes | bytearray | str
+
+
+class TelegramError(Exception):
+    """A refused telegram: ``status`` (400, 401, 403, 409 or 422) and a ``reason``."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Verified:
+    """An authentic, fresh, in-order telegram: its ``reports`` are the payload as report field
+    dicts, each with ``source`` forced to the telegram's (``received_at`` left as sent)."""
+
+    source: str
+    seq: int
+    sent_at: int
+    reports: list[dict[str, Any]] = field(repr=False)
+    digest: str  # SHA-256 hex of the canonical (signed) bytes
+
+    @property
+    def payload(self) -> list[dict[str, Any]]:
+        """The payload as a list of report dicts (same as ``reports``)."""
+        return self.reports
+
+
+# -- signing -------------------------------------------------------------------------------------
+def canonical_bytes(t: Mapping[str, Any]) -> bytes:
+    """The signed bytes of a telegram: every member except ``signature``, as sorted compact JSON
+    in UTF-8. Raises ValueError/TypeError for values that are not JSON."""
+    content = {k: v for k, v in t.items() if k != "signature"}
+    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def load_private_key(key: Ed25519PrivateKey | bytes | str) -> Ed25519PrivateKey:
+    """An Ed25519 private key from a key object or its PEM (PKCS#8, unencrypted)."""
+    if isinstance(key, Ed25519PrivateKey):
+        return key
+    pem = key.encode("ascii") if isinstance(key, str) else key
+    obj = serialization.load_pem_private_key(pem, password=None)
+    if not isinstance(obj, Ed25519PrivateKey):
+        raise TypeError(f"a {type(obj).__name__}; expected an Ed25519 private key")
+    return obj
+
+
+def sign(telegram: Mapping[str, Any], private_key: Ed25519PrivateKey | bytes | str
+         ) -> dict[str, Any]:
+    """A (deep) copy of ``telegram`` with ``signature`` set to the base64 Ed25519 signature of
+    its canonical bytes (any ``signature`` already there is replaced)."""
+    key = load_private_key(private_key)
+    out = copy.deepcopy({k: v for k, v in telegram.items() if k != "signature"})
+    out["signature"] = base64.b64encode(key.sign(canonical_bytes(out))).decode("ascii")
+    return out
+
+
+def make(source: str, seq: int, payload: list[dict[str, Any]] | str,
+         key: Ed25519PrivateKey | bytes | str, sent_at: str | int | None = None
+         ) -> dict[str, Any]:
+    """A signed telegram. ``sent_at``: ISO text, epoch seconds, or None for the current time.
+    Raises ValueError for a telegram that :func:`verify` would refuse as malformed."""
+    if sent_at is None:
+        sent_at = int(time.time())
+    sent = to_iso(sent_at) if isinstance(sent_at, int) else sent_at
+    t = {"source": source, "seq": seq, "sent_at": sent, "payload": payload}
+    try:
+        _check_shape({**t, "signature": base64.b64encode(bytes(SIGNATURE_BYTES)).decode()})
+        canonical_bytes(t)
+    except TelegramError as e:
+        raise ValueError(e.reason) from None
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"payload is not JSON ({e})") from None
+    return sign(t, key)
+
+
+# -- verifying -----------------------------------------------------------------------------------
+def verify(t: Telegram, keys: KeyStore, now: int, max_skew_s: int = DEFAULT_MAX_SKEW_S
+           ) -> Verified:
+    """Check a telegram (a dict, or its JSON text/bytes as received) against the key store; see
+    the module docstring for the checks and their order. Reads the store, writes nothing."""
+    obj = _parse(t)
+    source, seq, sent_at, sig = _check_shape(obj)
+    try:
+        signed = canonical_bytes(obj)
+    except (TypeError, ValueError) as e:  # e.g. a lone surrogate, which is not UTF-8
+        raise TelegramError(400, f"not JSON ({e})") from None
+    rec = keys.get(source)
+    if rec is None:
+        raise TelegramError(401, f"unknown source {source!r}: no key registered")
+    try:
+        rec.verifier().verify(sig, signed)
+    except InvalidSignature:
+        raise TelegramError(401, f"bad signature: not signed by the key of {source!r}, or "
+                                 "altered since") from None
+    if rec.revoked:
+        raise TelegramError(403, f"source {source!r} is revoked (since {to_iso(rec.revoked_at)})")
+    skew = sent_at - now
+    if skew < -max_skew_s:
+        raise TelegramError(422, f"stale: sent_at {obj['sent_at']} is {-skew} s before now "
+                                 f"(at most {max_skew_s} s allowed)")
+    if skew > max_skew_s:
+        raise TelegramError(422, f"from the future: sent_at {obj['sent_at']} is {skew} s after "
+                                 f"now (at most {max_skew_s} s allowed)")
+    if rec.last_seq is not None and seq <= rec.last_seq:
+        what = "replayed" if seq == rec.last_seq else "out of order"
+        raise TelegramError(409, f"{what}: seq {seq} is not greater than {rec.last_seq}, the "
+                                 f"last seq accepted from {source!r}")
+    reports = _reports(obj["payload"], source)
+    if rec.forces is not None:
+        allowed = ", ".join(rec.forces) or "no force"
+        for i, r in enumerate(reports, start=1):
+            force = r.get("force")
+            name = force.strip() if isinstance(force, str) else None
+            if name is None or not rec.may_report_on(name):
+                raise TelegramError(403, f"report {i} ({_rid(r)}) is about force {force!r}; "
+                                         f"{source!r} may only report on {allowed}")
+    return Verified(source=source, seq=seq, sent_at=sent_at, reports=reports,
+                    digest=hashlib.sha256(signed).hexdigest())
+
+
+def _parse(t: Telegram) -> dict[str, Any]:
+    """The telegram as pure JSON values: bytes/text are parsed (strict UTF-8, no duplicate
+    names, no NaN); a mapping is serialised and parsed back, so both take the same path."""
+    if isinstance(t, Mapping):
+        try:
+            text = json.dumps(dict(t), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError, RecursionError) as e:
+            raise TelegramError(400, f"not JSON ({e})") from None
+    elif isinstance(t, bytes | bytearray):
+        try:
+            text = bytes(t).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise TelegramError(400, f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    elif isinstance(t, str):
+        text = t
+    else:
+        raise TelegramError(400, f"a {type(t).__name__}; expected a JSON object")
+    try:
+        obj = json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as e:
+        raise TelegramError(400, f"bad JSON ({e})") from None
+    if not isinstance(obj, dict):
+        raise TelegramError(400, f"a JSON {type(obj).__name__}; expected an object")
+    return obj
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise ValueError(f"member {k!r} appears twice")
+        out[k] = v
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _check_shape(obj: Mapping[str, Any]) -> tuple[str, int, int, bytes]:
+    """``(source, seq, sent_at epoch, signature bytes)`` of a well-formed telegram, else 400."""
+    missing = sorted(FIELDS - obj.keys())
+    if missing:
+        raise TelegramError(400, f"missing member(s) {', '.join(missing)}")
+    unknown = sorted(str(k) for k in obj.keys() - FIELDS)
+    if unknown:
+        raise TelegramError(400, f"unknown member(s) {', '.join(unknown)}; expected only "
+                                 f"{', '.join(sorted(FIELDS))}")
+    source, seq, sent, payload, sig = (obj[k] for k in
+                                       ("source", "seq", "sent_at", "payload", "signature"))
+    if not isinstance(source, str) or not source:
+        raise TelegramError(400, f"source: {source!r}; expected a station name")
+    if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
+        raise TelegramError(400, f"seq: {seq!r}; expected an integer in [0, 2**63)")
+    if not isinstance(sent, str):
+        raise TelegramError(400, f"sent_at: {sent!r}; expected ISO 8601 text with a zone")
+    try:
+        sent_at = parse_time(sent)
+    except TimeFormatError as e:
+        raise TelegramError(400, f"sent_at: {e}") from None
+    if not isinstance(payload, list | str):
+        raise TelegramError(400, f"payload: a {type(payload).__name__}; expected a list of "
+                                 "report objects or CSV/NDJSON text")
+    if not isinstance(sig, str):
+        raise TelegramError(400, "signature: expected base64 text of 64 bytes")
+    try:
+        raw_sig = base64.b64decode(sig, validate=True)
+    except (binascii.Error, ValueError):
+        raise TelegramError(400, "signature: not base64") from None
+    if len(raw_sig) != SIGNATURE_BYTES:
+        raise TelegramError(400, f"signature: {len(raw_sig)} bytes; expected {SIGNATURE_BYTES}")
+    if base64.b64encode(raw_sig).decode("ascii") != sig:
+        raise TelegramError(400, "signature: not canonical base64")
+    return source, seq, sent_at, raw_sig
+
+
+def _reports(payload: list[Any] | str, source: str) -> list[dict[str, Any]]:
+    """Report field dicts of a payload, ``source`` forced; 400 for anything unparseable."""
+    out: list[dict[str, Any]] = []
+    if isinstance(payload, list):
+        for i, item in enumerate(payload, start=1):
+            try:
+                fields = dict(as_fields(item))
+            except ValueError as e:
+                raise TelegramError(400, f"payload report {i}: {e}") from None
+            fields["source"] = source
+            out.append(fields)
+        return out
+    data = payload.encode("utf-8")
+    fmt = detect(data[: 1 << 16])
+    if fmt.name not in PAYLOAD_FORMATS:
+        raise TelegramError(400, f"payload: {fmt.name} text; expected CSV or NDJSON")
+    for rec in fmt.records(CountingReader(io.BytesIO(data)), "payload"):
+        if rec.fields is None:
+            where = "" if rec.line is None else f" line {rec.line}"
+            raise TelegramError(400, f"payload ({fmt.name}){where}: {rec.error}")
+        fields = dict(rec.fields)
+        fields["source"] = source
+        out.append(fields)
+    return out
+
+
+def _rid(r: Mapping[str, Any]) -> str:
+    rid = r.get("report_id")
+    return "no report_id" if rid is None else f"report_id {rid!r}"
+
+
+# -- accepting -----------------------------------------------------------------------------------
+def accept(store: Store, validator: Validator, t: Telegram, keys: KeyStore, now: int,
+           max_skew_s: int = DEFAULT_MAX_SKEW_S) -> IngestResult:
+    """Verify ``t`` and land its reports, ``last_seq`` and the acceptance record in one
+    transaction; or quarantine the raw telegram and raise :class:`TelegramError`.
+
+    Returns the ingest counts of its reports (``origin`` is ``telegram:<source>:<seq>``).
+    """
+    if keys.conn is not store.conn:
+        raise ValueError("the key store must be on the same store (one transaction)")
+    raw = raw_bytes(t)
+    try:
+        with store.transaction() as c:
+            v = verify(t, keys, now, max_skew_s)
+            origin = f"telegram:{v.source}:{v.seq}"
+            received = to_iso(now)
+            reports = [r if r.get("received_at") not in (None, "") else
+                       {**r, "received_at": received} for r in v.reports]
+            result = _land(_Enlisted(store), validator, reports, origin)
+            if not keys.advance_seq(v.source, v.seq):  # verify checked it; this guards races
+                raise TelegramError(409, f"seq {v.seq} of {v.source!r} is not greater than the "
+                                         "last accepted seq")
+            try:
+                c.execute("INSERT INTO telegrams (source, seq, sent_at, accepted_at, digest, raw, "
+                          "reports) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                          (v.source, v.seq, v.sent_at, now, v.digest, raw, len(reports)))
+            except sqlite3.IntegrityError:
+                raise TelegramError(409, f"telegram {v.seq} of {v.source!r} was accepted "
+                                         "before") from None
+    except TelegramError as e:
+        claimed = t.get("source") if isinstance(t, Mapping) else _claimed_source(raw)
+        store.quarantine([QuarantineRow(
+            "telegram", None, QUARANTINE_KIND, f"{e.status} {e.reason}", raw,
+            claimed if isinstance(claimed, str) else None, None)])
+        raise
+    return result
+
+
+def raw_bytes(t: Telegram) -> bytes:
+    """The telegram's bytes as received (a dict: its JSON with sorted keys)."""
+    if isinstance(t, bytes | bytearray):
+        return bytes(t)
+    if isinstance(t, str):
+        return t.encode("utf-8", errors="surrogatepass")
+    try:
+        return json.dumps(dict(t), sort_keys=True, ensure_ascii=False).encode(
+            "utf-8", errors="surrogatepass")
+    except (TypeError, ValueError, RecursionError):
+        return repr(t).encode("utf-8", errors="backslashreplace")
+
+
+def _claimed_source(raw: bytes) -> Any:
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    return obj.get("source") if isinstance(obj, dict) else None
+
+
+def _land(store: Store, validator: Validator, reports: list[dict[str, Any]], origin: str
+          ) -> IngestResult:
+    """Validate and write reports as ``ingest_stream`` does (one batch), without format
+    detection: the reports are parsed already."""
+    result = IngestResult(origin=origin, format="telegram")
+    rows: list[tuple[Any, ...]] = []
+    raws: list[bytes | None] = []
+    lines: list[int | None] = []
+    bad: list[QuarantineRow] = []
+    for i, fields in enumerate(reports, start=1):
+        raw = json.dumps(fields, ensure_ascii=False, sort_keys=True).encode(
+            "utf-8", errors="surrogatepass")
+        row, errs = validator.row(fields)
+        if row is not None:
+            rows.append(row)
+            raws.append(raw)
+            lines.append(i)
+            continue
+        msg = f"{origin} report {i}, " + "; ".join(errs)
+        rid = fields.get("report_id")
+        bad.append(QuarantineRow(origin, i, "invalid", msg, raw, fields["source"],
+                                 None if rid is None else str(rid)))
+        if len(result.messages) < MAX_MESSAGES:
+            result.messages.append(msg)
+    if not rows and not bad:
+        return result
+    br = store.write_batch(rows, raws, lines, origin, bad)
+    result.accepted, result.duplicate, result.conflict = br.accepted, br.duplicate, br.conflict
+    result.quarantined = len(bad)
+    if br.conflict:
+        result.messages.append(f"{origin}: {br.conflict} conflicting report(s) kept in "
+                               "quarantine (same source and report_id as a stored report, "
+                               "different content)")
+    return result
+
+
+class _Enlisted(Store):
+    """The same store (same connection) whose ``transaction()`` is a SAVEPOINT inside the
+    caller's open transaction: ``Store`` has no nested transactions (``BEGIN IMMEDIATE`` inside
+    one fails), and :func:`accept` needs ``write_batch`` to commit with the ``seq`` advance.
+    Replace with a store-level way to join a transaction when ``warroom.store`` grows one."""
+
+    def __init__(self, store: Store) -> None:
+        self.__dict__.update(store.__dict__)
+
+    def transaction(self) -> _Savepoint:  # type: ignore[override]
+        return _Savepoint(self.conn)
+
+
+class _Savepoint:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        if not self.conn.in_transaction:
+            raise RuntimeError("_Enlisted store used outside a transaction")
+        self.conn.execute("SAVEPOINT telegram_land")
+        return self.conn
+
+    def __exit__(self, exc_type: object, *_: object) -> None:
+        if exc_type:
+            self.conn.execute("ROLLBACK TO telegram_land")
+        self.conn.execute("RELEASE telegram_land")
