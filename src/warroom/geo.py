@@ -83,6 +83,7 @@ class Route:
         self.lat_dense: _F = dlat
         self.lon_dense: _F = dlon
         self._n_dense: _F = nvec(dlat, dlon)
+        self._crossings: dict[tuple[tuple[float, float], ...], tuple[float, ...]] = {}
 
     # -- along the route ---------------------------------------------------------------------
     def point_at(self, s_km: ArrayLike) -> tuple[_F, _F] | tuple[float, float]:
@@ -196,7 +197,17 @@ class Route:
         arcs between n-vectors (exact for the sub-kilometre pieces, at any latitude or
         longitude).
         """
-        other = line if isinstance(line, Route) else Route(line)
+        key = None
+        if not isinstance(line, Route):
+            key = tuple((float(c[0]), float(c[1])) for c in line)
+            if key in self._crossings:  # scenario lines are asked about again and again
+                return list(self._crossings[key])
+        hits = self._crossings_of(line if isinstance(line, Route) else Route(line))
+        if key is not None:
+            self._crossings[key] = tuple(hits)
+        return hits
+
+    def _crossings_of(self, other: Route) -> list[float]:
         a, b = self._n_dense[:-1], self._n_dense[1:]
         c, d = other._n_dense[:-1], other._n_dense[1:]
         # Candidate pairs: sub-segments whose sample points are within a few steps of each other.

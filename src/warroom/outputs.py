@@ -16,6 +16,7 @@ from typing import Any
 from warroom import scenario as scenario_mod
 from warroom.domain import Scenario
 from warroom.publish import FILE_SUFFIX, RENDERERS
+from warroom.publish.html import render_html
 from warroom.timeutil import parse_time, to_datetime
 
 
@@ -25,13 +26,19 @@ def stem(briefing: dict[str, Any]) -> str:
 
 
 def write_briefing(out: Path, sc: Scenario, briefing: dict[str, Any],
-                   formats: Sequence[str]) -> dict[str, Path]:
-    """Render and write one briefing in each format; the paths written."""
+                   formats: Sequence[str], compact: bool = False) -> dict[str, Path]:
+    """Render and write one briefing in each format; the paths written. ``compact`` draws the
+    HTML's map and chart at 1280 px instead of 1600 (a replay writes a hundred of them)."""
     out.mkdir(parents=True, exist_ok=True)
     paths = {}
     for fmt in formats:
         path = out / f"{stem(briefing)}{FILE_SUFFIX[fmt]}"
-        path.write_bytes(RENDERERS[fmt](sc, briefing))
+        if fmt == "html" and compact:
+            data = render_html(sc, briefing, map_px=(1280, 960), chart_width_px=1280,
+                               dpi=128).encode("utf-8")
+        else:
+            data = RENDERERS[fmt](sc, briefing)
+        path.write_bytes(data)
         paths[fmt] = path
     return paths
 
@@ -43,7 +50,7 @@ def _scenario(ref: str) -> Scenario:
 
 def _render_job(args: tuple[str, str, str, tuple[str, ...]]) -> None:
     ref, out, text, formats = args
-    write_briefing(Path(out), _scenario(ref), json.loads(text), formats)
+    write_briefing(Path(out), _scenario(ref), json.loads(text), formats, compact=True)
 
 
 class BackgroundWriter:
@@ -59,7 +66,7 @@ class BackgroundWriter:
 
     def submit(self, briefing: dict[str, Any]) -> None:
         if self.pool is None:
-            write_briefing(self.out, self.sc, briefing, self.formats)
+            write_briefing(self.out, self.sc, briefing, self.formats, compact=True)
             return
         job = (str(self.sc.path), str(self.out), json.dumps(briefing), self.formats)
         self.jobs.append(self.pool.submit(_render_job, job))
