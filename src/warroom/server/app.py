@@ -1,0 +1,355 @@
+"""The HTTP API: FastAPI over one workspace (a store and its scenario).
+
+Endpoints (JSON unless said; times are ISO 8601 with a zone, ``at`` defaults to now):
+
+- ``POST /reports``: a body in any format the ingest pipeline detects (CSV, NDJSON, GeoJSON,
+  CoT XML), or one signed telegram (a JSON object with ``source``, ``seq``, ``sent_at``,
+  ``payload``, ``signature``; see :mod:`warroom.telegram`). Answers the counts
+  ``{accepted, duplicate, conflict, quarantined, errors}`` with 200 once the rows are committed
+  (also when some rows were quarantined: the counts say so); 413 for a body over
+  ``max_body_bytes``; a refused telegram gets its :class:`~warroom.telegram.TelegramError`
+  status (400, 401, 403, 409, 422). Reports without ``received_at`` get the time of arrival.
+- ``GET /situation``, ``GET /forces``, ``GET /forces/{id}``, ``GET /forecast``: the estimates
+  and the forecast as of ``at`` (the forecast is the ``warroom forecast --json`` contract).
+- ``GET /alerts``, ``POST /alerts/{id}/ack``: stored alerts, with an ``acked`` flag.
+- ``GET /briefings``, ``GET /briefings/latest``, ``GET /briefings/{slot}.{fmt}``,
+  ``POST /briefings``: stored briefings, and building one now (as ``warroom brief`` does).
+- ``GET /map.png``: the map of a briefing as of ``at`` (not stored).
+- ``GET /healthz``.
+
+The store has one SQLite connection: every use of it holds ``lock``. Estimates, forecasts and
+rendering run outside the lock (they are pure functions of the reports read under it), except
+that building and saving a briefing holds ``brief_lock`` throughout so alert state advances
+once per briefing.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import threading
+import time
+from typing import Annotated, Any
+
+from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
+
+from warroom.assess.config import alert_config
+from warroom.assess.lifecycle import Alert, Transition, advance
+from warroom.assess.rules import evaluate
+from warroom.assess.sinks import payload
+from warroom.brief import build_briefing
+from warroom.estimate.config import estimate_params
+from warroom.estimate.track import estimate
+from warroom.forecast.params import ForecastParams
+from warroom.ingest.pipeline import ingest_stream
+from warroom.keystore import KeyStore
+from warroom.publish import RENDERERS
+from warroom.server import data
+from warroom.situation import Situation, build_situation
+from warroom.telegram import TelegramError, accept
+from warroom.timeutil import TimeFormatError, parse_time, to_iso
+from warroom.workspace import Workspace
+
+MiB = 1 << 20
+MAX_SAMPLES = 100_000
+ALERT_STATES = ("pending", "firing", "resolved")
+CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8",
+                 "json": "application/json", "pdf": "application/pdf"}
+_SLOT_NAME = re.compile(r"^(?:briefing-)?(\d{4}-\d{2}-\d{2})T(\d{2})(\d{2})Z$")
+
+AtQuery = Annotated[str | None, Query(description="as of this time, ISO 8601 with a zone "
+                                      "(default: now)")]
+
+
+def parse_at(at: str | None, name: str = "at") -> int:
+    """Epoch seconds of a query time (now when absent); 422 for a bad one."""
+    if at is None:
+        return int(time.time())
+    try:
+        return parse_time(at)
+    except TimeFormatError as e:
+        raise HTTPException(422, f"{name}: {e}") from None
+
+
+def parse_slot(text: str) -> int:
+    """A briefing slot from ``1945-04-12T1200Z`` (a file stem) or ISO 8601 with a zone."""
+    m = _SLOT_NAME.match(text)
+    if m:
+        text = f"{m[1]}T{m[2]}:{m[3]}:00Z"
+    try:
+        return parse_time(text)
+    except TimeFormatError as e:
+        raise HTTPException(422, f"slot: {e}; expected e.g. 1945-04-12T1200Z or an ISO "
+                                 "8601 time with a zone") from None
+
+
+def _telegram_body(body: bytes) -> bool:
+    """Whether a body is one JSON object that claims to be a telegram: it has a ``signature``,
+    or both ``seq`` and ``sent_at``, and is not GeoJSON (no ``type``). It then goes to
+    :func:`warroom.telegram.accept`, which checks it strictly (a missing or unknown member is a
+    400 there, rather than a report row quarantined here)."""
+    if body.lstrip()[:1] != b"{":
+        return False
+    try:
+        obj = json.loads(body)
+    except (ValueError, RecursionError):
+        return False
+    if not isinstance(obj, dict) or "type" in obj:
+        return False
+    return "signature" in obj or {"seq", "sent_at"} <= obj.keys()
+
+
+def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
+               samples: int = 2000) -> FastAPI:
+    """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
+    maps (and the default of ``GET /forecast``)."""
+    store = workspace.store
+    sc = workspace.scenario
+    lock = threading.RLock()
+    brief_lock = threading.Lock()
+    render_lock = threading.Lock()  # matplotlib is not thread safe
+    eparams = estimate_params(sc)
+    acfg = alert_config(sc)
+    arrival = data.ArrivalValidator(sc)
+    plain = workspace.validator()
+    with lock:
+        keys = KeyStore(store)
+        data.init_acks(store)
+
+    app = FastAPI(title="warroom", version="1",
+                  description="Where each force is, how fast it advances, and who reaches "
+                              "each objective first.")
+
+    # -- helpers ---------------------------------------------------------------------------
+    def situation(at: int, n: int = samples, seed: int = 0, horizon: float = 30.0
+                  ) -> Situation:
+        with lock:
+            reports = store.reports_by_force(as_of=at)
+        return build_situation(sc, reports, at,
+                               ForecastParams(samples=n, seed=seed, horizon_days=horizon),
+                               eparams)
+
+    def briefing_chain(at: int) -> tuple[dict[str, Any], dict[str, Alert], list[Transition]]:
+        """As ``warroom brief``: the situation, alerts advanced from the stored ones, the
+        briefing (nothing saved)."""
+        sit = situation(at)
+        with lock:
+            previous = store.briefing_before(at)
+            stored = {a["id"]: Alert.from_dict(a) for a in store.alerts()
+                      if a["state"] != "resolved"}
+        alerts, transitions = advance(stored, evaluate(sit, previous, acfg), at, acfg)
+        return build_briefing(sit, alerts, transitions, previous, at), alerts, transitions
+
+    def counts(accepted: int, duplicate: int, conflict: int, quarantined: int,
+               errors: list[str], fmt: str) -> dict[str, Any]:
+        return {"accepted": accepted, "duplicate": duplicate, "conflict": conflict,
+                "quarantined": quarantined, "errors": errors, "format": fmt}
+
+    # -- reports ---------------------------------------------------------------------------
+    @app.post("/reports", summary="Ingest reports or a signed telegram", openapi_extra={
+        "requestBody": {"required": True, "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+            "application/geo+json": {"schema": {"type": "object"}},
+            "application/xml": {"schema": {"type": "string"}},
+            "application/json": {"schema": {"type": "object"}}}}})
+    async def post_reports(request: Request) -> dict[str, Any]:
+        """Ingest a CSV, NDJSON, GeoJSON or CoT XML body (detected from the content), or one
+        signed telegram. Answered once the rows are committed."""
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_body_bytes:
+            raise HTTPException(413, f"body of {declared} bytes is over the limit of "
+                                     f"{max_body_bytes} bytes")
+        buf = bytearray()
+        async for chunk in request.stream():
+            if len(buf) + len(chunk) > max_body_bytes:
+                raise HTTPException(413, f"body over the limit of {max_body_bytes} bytes")
+            buf += chunk
+        if not buf.strip():
+            raise HTTPException(400, "empty body; expected CSV, NDJSON, GeoJSON, CoT XML or a "
+                                     "signed telegram")
+        body = bytes(buf)
+        del buf
+        now = int(time.time())
+        if _telegram_body(body):
+            return await run_in_threadpool(ingest_telegram, body, now)
+        return await run_in_threadpool(ingest_file, io.BytesIO(body), now)
+
+    def ingest_telegram(body: bytes, now: int) -> dict[str, Any]:
+        with lock:
+            try:
+                r = accept(store, plain, body, keys, now)
+            except TelegramError as e:
+                raise HTTPException(e.status, e.reason) from None
+        return counts(r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages, r.format)
+
+    def ingest_file(stream: Any, now: int) -> dict[str, Any]:
+        with lock:
+            arrival.arrival = now
+            try:
+                r = ingest_stream(store, arrival, stream, origin=f"http:{to_iso(now)}")
+            finally:
+                arrival.arrival = None
+        return counts(r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages, r.format)
+
+    # -- situation, forces, forecast ---------------------------------------------------------
+    @app.get("/situation", summary="Every force's estimate and the forecast")
+    def get_situation(at: AtQuery = None) -> dict[str, Any]:
+        """Estimates of every force (without history) and the forecast, as of ``at``."""
+        when = parse_at(at)
+        sit = situation(when)
+        forces = {}
+        for fid, est in sit.estimates.items():
+            d = est.as_dict()
+            d.pop("history", None)
+            d.pop("measurements", None)
+            forces[fid] = d
+        return {"as_of": to_iso(when), "forces": forces, "forecast": sit.forecast}
+
+    @app.get("/forces", summary="The scenario's forces")
+    def get_forces() -> list[dict[str, Any]]:
+        """Ids, names and sides of the scenario's forces."""
+        return [{"id": f.id, "name": f.name, "side": f.side} for f in sc.forces.values()]
+
+    @app.get("/forces/{force_id}", summary="One force's estimate and the reports behind it")
+    def get_force(force_id: str, at: AtQuery = None) -> dict[str, Any]:
+        """The force's estimate with its smoothed history, its measurements and flags, and
+        the reports known as of ``at``."""
+        if force_id not in sc.forces:
+            raise HTTPException(404, f"no force {force_id!r}; expected one of "
+                                     f"{', '.join(sc.forces)}")
+        when = parse_at(at)
+        with lock:
+            reports = store.reports_by_force(as_of=when)
+        est = estimate(sc, reports, when, eparams)[force_id]
+        d = est.as_dict()
+        flags: dict[str, list[str]] = {}
+        for fl in d["flags"]:
+            flags.setdefault(fl["report"], []).append(fl["reason"])
+        f = sc.forces[force_id]
+        d["name"] = f.name
+        d["side"] = f.side
+        d["report_list"] = [
+            {"report": f"{r.source}/{r.report_id}", "report_id": r.report_id,
+             "source": r.source, "grade": r.grade, "event": r.event,
+             "observed_at": to_iso(r.observed_at), "received_at": to_iso(r.received_at),
+             "lat": r.lat, "lon": r.lon, "place": r.place, "target": r.target, "text": r.text,
+             "flags": flags.get(f"{r.source}/{r.report_id}", [])}
+            for r in reports.get(force_id, [])]
+        return d
+
+    @app.get("/forecast", summary="The forecast (the `warroom forecast --json` contract)")
+    def get_forecast(
+        at: AtQuery = None,
+        samples_: Annotated[int | None, Query(alias="samples", ge=1, le=MAX_SAMPLES,
+                                              description="Monte Carlo samples per force")
+                            ] = None,
+        seed: Annotated[int, Query(description="random seed (same seed, same output)")] = 0,
+        horizon: Annotated[float, Query(gt=0, le=3650, description="days ahead")] = 30.0,
+    ) -> dict[str, Any]:
+        """When each force reaches each objective, and who gets there first."""
+        when = parse_at(at)
+        return situation(when, samples_ or samples, seed, horizon).forecast
+
+    # -- alerts ----------------------------------------------------------------------------
+    @app.get("/alerts", summary="Stored alerts")
+    def get_alerts(state: Annotated[str | None, Query(
+            description="pending, firing or resolved")] = None) -> list[dict[str, Any]]:
+        """Alerts kept in the store, each with ``acked``."""
+        if state is not None and state not in ALERT_STATES:
+            raise HTTPException(422, f"state: {state!r}; expected one of "
+                                     f"{', '.join(ALERT_STATES)}")
+        with lock:
+            rows = store.alerts(state)
+            acks = data.acked_ids(store)
+        return [{**a, "acked": a["id"] in acks, "acked_at": to_iso(acks.get(a["id"]))}
+                for a in rows]
+
+    @app.post("/alerts/{alert_id:path}/ack", summary="Acknowledge an alert")
+    def ack_alert(alert_id: str) -> dict[str, Any]:
+        """Mark a stored alert acknowledged (idempotent)."""
+        with lock:
+            found = [a for a in store.alerts() if a["id"] == alert_id]
+            if not found:
+                raise HTTPException(404, f"no alert {alert_id!r}")
+            at = data.ack(store, alert_id)
+        return {**found[0], "acked": True, "acked_at": to_iso(at)}
+
+    # -- briefings ---------------------------------------------------------------------------
+    @app.get("/briefings", summary="Stored briefings")
+    def get_briefings() -> list[dict[str, Any]]:
+        """Slot, as_of and lateness of every stored briefing."""
+        with lock:
+            return data.list_briefings(store)
+
+    @app.get("/briefings/latest", summary="The latest stored briefing")
+    def get_latest() -> dict[str, Any]:
+        """The briefing of the latest slot (the schema of :mod:`warroom.brief`)."""
+        with lock:
+            slot = store.last_briefing_slot()
+            b = None if slot is None else data.briefing_at(store, slot)
+        if b is None:
+            raise HTTPException(404, "no briefing stored yet")
+        return b
+
+    @app.get("/briefings/{name}", summary="One stored briefing as md, html, json or pdf",
+             responses={200: {"content": {t: {} for t in CONTENT_TYPES.values()}}})
+    def get_briefing(name: str) -> Response:
+        """``SLOT.FMT``: the slot as ``1945-04-12T1200Z`` or ISO 8601, the format one of
+        md, html, json, pdf."""
+        slot_text, dot, fmt = name.rpartition(".")
+        if not dot:
+            raise HTTPException(422, f"{name!r}: expected SLOT.FMT, e.g. "
+                                     "1945-04-12T1200Z.html")
+        if fmt not in RENDERERS:
+            raise HTTPException(422, f"format {fmt!r}; expected one of {', '.join(RENDERERS)}")
+        slot = parse_slot(slot_text)
+        with lock:
+            b = data.briefing_at(store, slot)
+        if b is None:
+            raise HTTPException(404, f"no briefing stored for slot {to_iso(slot)}")
+        with render_lock:
+            content = RENDERERS[fmt](sc, b)
+        return Response(content, media_type=CONTENT_TYPES[fmt])
+
+    @app.post("/briefings", summary="Build and store a briefing now")
+    def post_briefing(at: AtQuery = None) -> dict[str, Any]:
+        """As ``warroom brief``: evaluate alerts against the stored alerts and the previous
+        briefing, save the alerts and the briefing (slot = ``at``); the briefing."""
+        when = parse_at(at)
+        with brief_lock:
+            b, alerts, transitions = briefing_chain(when)
+            with lock:
+                store.save_alerts([a.as_dict() for a in alerts.values()],
+                                  [(t.alert.id, t.to, t.at, payload(t)) for t in transitions])
+                store.save_briefing(when, when, False, b)
+        return b
+
+    @app.get("/map.png", summary="The situation map as of a time (PNG)",
+             responses={200: {"content": {"image/png": {}}}}, response_class=Response)
+    def get_map(at: AtQuery = None) -> Response:
+        """The map of a briefing built as of ``at`` (not stored)."""
+        from warroom.publish.map import render_map
+
+        when = parse_at(at)
+        b, _, _ = briefing_chain(when)
+        with render_lock:
+            png = render_map(sc, b)
+        return Response(png, media_type="image/png")
+
+    # -- health ----------------------------------------------------------------------------
+    @app.get("/healthz", summary="Liveness and store facts")
+    def healthz() -> dict[str, Any]:
+        """``{"ok": true, "reports": n, "schema": version}``."""
+        with lock:
+            return {"ok": True, "reports": store.count_reports(),
+                    "schema": store.schema_version, "scenario": sc.name}
+
+    @app.exception_handler(TelegramError)
+    async def _telegram_error(_: Request, e: TelegramError) -> JSONResponse:
+        return JSONResponse({"detail": e.reason}, status_code=e.status)
+
+    return app

@@ -1,0 +1,88 @@
+"""Server-side helpers over the store that ``warroom.store`` does not offer (yet).
+
+- :class:`ArrivalValidator`: stamps reports that carry no ``received_at`` with the time they
+  arrived at the server (the store's bitemporal rule needs when we *learned* a report; a plain
+  file ingest falls back to ``observed_at`` instead).
+- Alert acknowledgements, kept in the server's own table ``server_alert_acks`` (``alert_id``
+  primary key, ``acked_at`` epoch seconds), created with ``CREATE TABLE IF NOT EXISTS`` in the
+  store's SQLite file; the store's numbered migrations may absorb it later with the same DDL.
+- Reading the ``briefings`` table: the list of stored briefings and one by slot.
+
+Callers serialise access to the store's single connection (the app holds a lock).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from warroom.ingest.validate import Validator
+from warroom.store import Store
+from warroom.timeutil import TimeFormatError, parse_time, to_iso
+
+ACK_SCHEMA = ("CREATE TABLE IF NOT EXISTS server_alert_acks ("
+              "alert_id TEXT PRIMARY KEY, acked_at INTEGER NOT NULL)")
+
+
+class ArrivalValidator(Validator):
+    """A :class:`Validator` that gives reports without ``received_at`` the time ``arrival``
+    (epoch seconds; None = leave them alone). A report observed after ``arrival`` (a clock ahead
+    of ours) is left alone too, so it falls back to ``observed_at`` rather than being refused."""
+
+    arrival: int | None = None
+
+    def row(self, f: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
+        """As :meth:`Validator.row`, after stamping a missing ``received_at``."""
+        if self.arrival is not None and _blank(f.get("received_at")):
+            observed: int | None = None
+            ov = f.get("observed_at")
+            if isinstance(ov, str):
+                try:
+                    observed = parse_time(ov)
+                except TimeFormatError:
+                    observed = None
+            if observed is None or observed <= self.arrival:
+                f = {**f, "received_at": to_iso(self.arrival)}
+        return super().row(f)
+
+
+def _blank(v: Any) -> bool:
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+# -- alert acknowledgements ----------------------------------------------------------------------
+def init_acks(store: Store) -> None:
+    """Create the acknowledgement table if it is not there."""
+    store.conn.execute(ACK_SCHEMA)
+
+
+def acked_ids(store: Store) -> dict[str, int]:
+    """Acknowledged alert ids with the time of acknowledgement."""
+    return {r[0]: r[1] for r in store.conn.execute(
+        "SELECT alert_id, acked_at FROM server_alert_acks")}
+
+
+def ack(store: Store, alert_id: str, at: int | None = None) -> int:
+    """Acknowledge an alert (idempotent: the first acknowledgement time is kept); its time."""
+    when = int(time.time()) if at is None else at
+    store.conn.execute("INSERT OR IGNORE INTO server_alert_acks (alert_id, acked_at) "
+                       "VALUES (?, ?)", (alert_id, when))
+    row = store.conn.execute("SELECT acked_at FROM server_alert_acks WHERE alert_id = ?",
+                             (alert_id,)).fetchone()
+    return int(row[0])
+
+
+# -- briefings -----------------------------------------------------------------------------------
+def list_briefings(store: Store) -> list[dict[str, Any]]:
+    """Every stored briefing's slot, as_of, lateness and write time (ISO), by slot."""
+    return [{"slot": to_iso(s), "as_of": to_iso(a), "late": bool(late),
+             "written_at": to_iso(w)}
+            for s, a, late, w in store.conn.execute(
+                "SELECT slot, as_of, late, written_at FROM briefings ORDER BY slot")]
+
+
+def briefing_at(store: Store, slot: int) -> dict[str, Any] | None:
+    """The stored briefing of ``slot`` (epoch seconds), or None."""
+    row = store.conn.execute("SELECT json FROM briefings WHERE slot = ?", (slot,)).fetchone()
+    return None if row is None else json.loads(row[0])
