@@ -138,3 +138,35 @@ def test_brief_keeps_alerts_in_the_store(tmp_path: Path) -> None:
     alerts = json.loads(r.stdout)
     assert alerts and all(a["state"] == "firing" for a in alerts)
     assert any(a["rule"] == "timetable_threat" and a["force"] == "us9" for a in alerts)
+
+
+def test_serve_answers_on_loopback_and_refuses_other_hosts(tmp_path: Path) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([sys.executable, "-m", "warroom", "serve", "--scenario", str(POLE),
+                             "--db", str(tmp_path / "s.db"), "--port", str(port)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        body = None
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
+                    body = json.loads(r.read())
+                    break
+            except OSError:
+                time.sleep(0.1)
+        assert body is not None and body["ok"] and body["reports"] == 4
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/reports", data=GOOD.encode(),
+                                     method="POST")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert json.loads(r.read())["accepted"] == 1
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    r = run("serve", "--scenario", str(POLE), "--host", "0.0.0.0", cwd=tmp_path)
+    assert r.returncode == 2 and "loopback" in r.stderr

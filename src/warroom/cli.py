@@ -508,6 +508,27 @@ def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_d
 
 
 @app.command()
+def serve(
+    db: DbOpt = None, scenario: ScenarioOpt = None,
+    host: Annotated[str, typer.Option("--host", help="loopback only (no authentication "
+                                      "yet)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 8000,
+    samples: Annotated[int, typer.Option("--samples", min=1)] = 2000,
+) -> None:
+    """The HTTP API (reports in; situation, forecast, alerts, briefings, map out)."""
+    from warroom.server.run import check_host
+    from warroom.server.run import serve as run_server
+
+    with _guard():
+        check_host(host)
+        ws = open_workspace(db, scenario, create=scenario is not None)
+        _print_seed(ws)
+        err.print(f"warroom: {ws.scenario.name!r} on http://{host}:{port} "
+                  f"(store {ws.store.path}; docs at /docs)")
+    run_server(ws, host=host, port=port, samples=samples, log_level="warning")
+
+
+@app.command()
 def demo(
     samples: Annotated[int, typer.Option("--samples", min=1)] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 0,
