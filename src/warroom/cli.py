@@ -26,6 +26,7 @@ from warroom.assess.lifecycle import Alert, advance
 from warroom.assess.rules import evaluate
 from warroom.assess.sinks import JsonLinesSink, payload
 from warroom.brief import build_briefing, due_slots
+from warroom.cli_admin import keys_app, send, tokens_app
 from warroom.domain import Report, Scenario
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
@@ -510,22 +511,24 @@ def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_d
 @app.command()
 def serve(
     db: DbOpt = None, scenario: ScenarioOpt = None,
-    host: Annotated[str, typer.Option("--host", help="loopback only (no authentication "
-                                      "yet)")] = "127.0.0.1",
+    host: Annotated[str, typer.Option("--host", help="loopback only, unless "
+                                      "--auth")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port")] = 8000,
     samples: Annotated[int, typer.Option("--samples", min=1)] = 2000,
+    auth: Annotated[bool, typer.Option("--auth", help="require API tokens (warroom tokens "
+                                       "new); allows any --host")] = False,
 ) -> None:
     """The HTTP API (reports in; situation, forecast, alerts, briefings, map out)."""
     from warroom.server.run import check_host
     from warroom.server.run import serve as run_server
 
     with _guard():
-        check_host(host)
+        check_host(host, auth)
         ws = open_workspace(db, scenario, create=scenario is not None)
         _print_seed(ws)
         err.print(f"warroom: {ws.scenario.name!r} on http://{host}:{port} "
                   f"(store {ws.store.path}; docs at /docs)")
-    run_server(ws, host=host, port=port, samples=samples, log_level="warning")
+    run_server(ws, host=host, port=port, samples=samples, log_level="warning", auth=auth)
 
 
 @app.command()
@@ -547,6 +550,11 @@ def demo(
     out.print(f"{len(briefings)} briefings, every 6 hours from {DEMO_FROM[:10]} to "
               f"{DEMO_TO[:10]}: open {index}")
     out.print(f"this briefing: {Path(out_dir) / (stem(target) + '.html')}")
+
+
+app.add_typer(keys_app, name="keys")
+app.add_typer(tokens_app, name="tokens")
+app.command("send")(send)
 
 
 def main() -> None:

@@ -17,6 +17,13 @@ Endpoints (JSON unless said; times are ISO 8601 with a zone, ``at`` defaults to 
 - ``GET /map.png``: the map of a briefing as of ``at`` (not stored).
 - ``GET /healthz``.
 
+With ``create_app(..., auth=True)`` every endpoint but ``/healthz`` and the docs
+(``/openapi.json``, ``/docs``, ``/redoc``) needs ``Authorization: Bearer TOKEN`` with a role
+allowed there: ``POST /reports`` reporter; every ``GET``, ``POST /alerts/{id}/ack`` and
+``POST /briefings`` analyst; admin everything (see :mod:`warroom.server.auth`). 401 for a
+missing, unknown or revoked token, 403 for a role (or a reporter's source) not allowed, 429
+over the token's rate.
+
 The store has one SQLite connection: every use of it holds ``lock``. Estimates, forecasts and
 rendering run outside the lock (they are pure functions of the reports read under it), except
 that building and saving a briefing holds ``brief_lock`` throughout so alert state advances
@@ -32,7 +39,8 @@ import threading
 import time
 from typing import Annotated, Any
 
-from fastapi import FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi.params import Depends as DependsParam
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
@@ -44,10 +52,20 @@ from warroom.brief import build_briefing
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
 from warroom.forecast.params import ForecastParams
+from warroom.ingest import detect
+from warroom.ingest.base import CountingReader
 from warroom.ingest.pipeline import ingest_stream
 from warroom.keystore import KeyStore
 from warroom.publish import RENDERERS
 from warroom.server import data
+from warroom.server.auth import (
+    DEFAULT_BURST,
+    DEFAULT_RATE_PER_S,
+    Authenticator,
+    RateLimiter,
+    TokenInfo,
+    TokenStore,
+)
 from warroom.situation import Situation, build_situation
 from warroom.telegram import TelegramError, accept
 from warroom.timeutil import TimeFormatError, parse_time, to_iso
@@ -102,10 +120,29 @@ def _telegram_body(body: bytes) -> bool:
     return "signature" in obj or {"seq", "sent_at"} <= obj.keys()
 
 
+def _body_sources(body: bytes) -> set[Any]:
+    """The ``source`` of every report a plain body holds (None for a report without one),
+    parsed as the ingest pipeline will parse it; rows that do not parse are skipped (they go to
+    quarantine)."""
+    fmt = detect(body[: 1 << 16])
+    found: set[Any] = set()
+    for rec in fmt.records(CountingReader(io.BytesIO(body)), "http"):
+        if rec.fields is not None:
+            src = rec.fields.get("source")
+            found.add(src.strip() if isinstance(src, str) else None)
+    return found
+
+
 def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
-               samples: int = 2000) -> FastAPI:
+               samples: int = 2000, auth: bool = False,
+               rate_per_s: float = DEFAULT_RATE_PER_S, burst: float = DEFAULT_BURST) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
-    maps (and the default of ``GET /forecast``)."""
+    maps (and the default of ``GET /forecast``).
+
+    ``auth``: every endpoint but ``/healthz`` and the docs needs an API token
+    (``Authorization: Bearer``) of a role allowed there (see :mod:`warroom.server.auth`), each
+    token limited to ``rate_per_s`` requests a second (bursts of ``burst``). Without it the API
+    is open (and :func:`warroom.server.run.serve` keeps it on loopback)."""
     store = workspace.store
     sc = workspace.scenario
     lock = threading.RLock()
@@ -118,6 +155,15 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     with lock:
         keys = KeyStore(store)
         data.init_acks(store)
+        authn = (Authenticator(TokenStore(store), lock, RateLimiter(rate_per_s, burst))
+                 if auth else None)
+
+    def need(*roles: str) -> list[DependsParam]:
+        """Route dependencies: a token of one of ``roles`` (or admin) when ``auth``."""
+        return [] if authn is None else [Depends(authn.require(*roles))]
+
+    reporter = need("reporter")
+    analyst = need("analyst")
 
     app = FastAPI(title="warroom", version="1",
                   description="Where each force is, how fast it advances, and who reaches "
@@ -149,7 +195,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                 "quarantined": quarantined, "errors": errors, "format": fmt}
 
     # -- reports ---------------------------------------------------------------------------
-    @app.post("/reports", summary="Ingest reports or a signed telegram", openapi_extra={
+    @app.post("/reports", summary="Ingest reports or a signed telegram",
+              dependencies=reporter, openapi_extra={
         "requestBody": {"required": True, "content": {
             "text/csv": {"schema": {"type": "string"}},
             "application/x-ndjson": {"schema": {"type": "string"}},
@@ -174,7 +221,19 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         body = bytes(buf)
         del buf
         now = int(time.time())
-        if _telegram_body(body):
+        token: TokenInfo | None = getattr(request.state, "token", None)
+        telegram = _telegram_body(body)
+        if token is not None and token.sources is not None:
+            if telegram:
+                claimed = {json.loads(body).get("source")}
+            else:
+                claimed = await run_in_threadpool(_body_sources, body)
+            refused = sorted(repr(x) for x in claimed if not token.may_send_for(x))
+            if refused:
+                raise HTTPException(403, f"token {token.id} may not send reports of source(s) "
+                                         f"{', '.join(refused)}; allowed: "
+                                         f"{', '.join(token.sources)}")
+        if telegram:
             return await run_in_threadpool(ingest_telegram, body, now)
         return await run_in_threadpool(ingest_file, io.BytesIO(body), now)
 
@@ -196,7 +255,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return counts(r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages, r.format)
 
     # -- situation, forces, forecast ---------------------------------------------------------
-    @app.get("/situation", summary="Every force's estimate and the forecast")
+    @app.get("/situation", summary="Every force's estimate and the forecast", dependencies=analyst)
     def get_situation(at: AtQuery = None) -> dict[str, Any]:
         """Estimates of every force (without history) and the forecast, as of ``at``."""
         when = parse_at(at)
@@ -209,12 +268,13 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             forces[fid] = d
         return {"as_of": to_iso(when), "forces": forces, "forecast": sit.forecast}
 
-    @app.get("/forces", summary="The scenario's forces")
+    @app.get("/forces", summary="The scenario's forces", dependencies=analyst)
     def get_forces() -> list[dict[str, Any]]:
         """Ids, names and sides of the scenario's forces."""
         return [{"id": f.id, "name": f.name, "side": f.side} for f in sc.forces.values()]
 
-    @app.get("/forces/{force_id}", summary="One force's estimate and the reports behind it")
+    @app.get("/forces/{force_id}", summary="One force's estimate and the reports behind it",
+             dependencies=analyst)
     def get_force(force_id: str, at: AtQuery = None) -> dict[str, Any]:
         """The force's estimate with its smoothed history, its measurements and flags, and
         the reports known as of ``at``."""
@@ -241,7 +301,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             for r in reports.get(force_id, [])]
         return d
 
-    @app.get("/forecast", summary="The forecast (the `warroom forecast --json` contract)")
+    @app.get("/forecast", summary="The forecast (the `warroom forecast --json` contract)",
+             dependencies=analyst)
     def get_forecast(
         at: AtQuery = None,
         samples_: Annotated[int | None, Query(alias="samples", ge=1, le=MAX_SAMPLES,
@@ -255,7 +316,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return situation(when, samples_ or samples, seed, horizon).forecast
 
     # -- alerts ----------------------------------------------------------------------------
-    @app.get("/alerts", summary="Stored alerts")
+    @app.get("/alerts", summary="Stored alerts", dependencies=analyst)
     def get_alerts(state: Annotated[str | None, Query(
             description="pending, firing or resolved")] = None) -> list[dict[str, Any]]:
         """Alerts kept in the store, each with ``acked``."""
@@ -268,7 +329,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return [{**a, "acked": a["id"] in acks, "acked_at": to_iso(acks.get(a["id"]))}
                 for a in rows]
 
-    @app.post("/alerts/{alert_id:path}/ack", summary="Acknowledge an alert")
+    @app.post("/alerts/{alert_id:path}/ack", summary="Acknowledge an alert", dependencies=analyst)
     def ack_alert(alert_id: str) -> dict[str, Any]:
         """Mark a stored alert acknowledged (idempotent)."""
         with lock:
@@ -279,13 +340,13 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return {**found[0], "acked": True, "acked_at": to_iso(at)}
 
     # -- briefings ---------------------------------------------------------------------------
-    @app.get("/briefings", summary="Stored briefings")
+    @app.get("/briefings", summary="Stored briefings", dependencies=analyst)
     def get_briefings() -> list[dict[str, Any]]:
         """Slot, as_of and lateness of every stored briefing."""
         with lock:
             return data.list_briefings(store)
 
-    @app.get("/briefings/latest", summary="The latest stored briefing")
+    @app.get("/briefings/latest", summary="The latest stored briefing", dependencies=analyst)
     def get_latest() -> dict[str, Any]:
         """The briefing of the latest slot (the schema of :mod:`warroom.brief`)."""
         with lock:
@@ -296,6 +357,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return b
 
     @app.get("/briefings/{name}", summary="One stored briefing as md, html, json or pdf",
+             dependencies=analyst,
              responses={200: {"content": {t: {} for t in CONTENT_TYPES.values()}}})
     def get_briefing(name: str) -> Response:
         """``SLOT.FMT``: the slot as ``1945-04-12T1200Z`` or ISO 8601, the format one of
@@ -315,7 +377,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             content = RENDERERS[fmt](sc, b)
         return Response(content, media_type=CONTENT_TYPES[fmt])
 
-    @app.post("/briefings", summary="Build and store a briefing now")
+    @app.post("/briefings", summary="Build and store a briefing now", dependencies=analyst)
     def post_briefing(at: AtQuery = None) -> dict[str, Any]:
         """As ``warroom brief``: evaluate alerts against the stored alerts and the previous
         briefing, save the alerts and the briefing (slot = ``at``); the briefing."""
@@ -328,7 +390,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                 store.save_briefing(when, when, False, b)
         return b
 
-    @app.get("/map.png", summary="The situation map as of a time (PNG)",
+    @app.get("/map.png", summary="The situation map as of a time (PNG)", dependencies=analyst,
              responses={200: {"content": {"image/png": {}}}}, response_class=Response)
     def get_map(at: AtQuery = None) -> Response:
         """The map of a briefing built as of ``at`` (not stored)."""
