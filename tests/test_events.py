@@ -160,8 +160,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     tmp = tmp_path_factory.mktemp("events")
     ws = open_workspace(str(tmp / "w.db"), str(POLE), create=True)
     hub = EventHub(max_subscribers=2)
-    app = create_app(ws, samples=100)
-    app.include_router(events_router(hub, ping_s=0.5))
+    app = create_app(ws, samples=100, event_hub=hub, ping_s=0.5, assess_after_ingest=False)
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
                                            lifespan="off", timeout_graceful_shutdown=5))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -398,3 +397,59 @@ def test_events_router_takes_route_dependencies() -> None:
             return (await client.get("/events")).status_code
 
     assert asyncio.run(get()) == 401
+
+
+def test_sse_client_gets_the_alert_an_ingest_fires(tmp_path) -> None:
+    """A client connected to /events before a report is posted receives the `arrived` alert
+    the report fires (the rules run on the new situation after the ingest)."""
+    import json as _json
+    import threading as _threading
+    import time as _time
+
+    import httpx
+    import uvicorn
+
+    from warroom.server.app import create_app
+    from warroom.workspace import open_workspace
+
+    ws = open_workspace(str(tmp_path / "sse.db"), "tests/data/pole", create=True)
+    app = create_app(ws, samples=100)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    th = _threading.Thread(target=server.run, daemon=True)
+    th.start()
+    for _ in range(100):
+        if server.started:
+            break
+        _time.sleep(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    base = f"http://127.0.0.1:{port}"
+    got: list[tuple[str, dict]] = []
+
+    def listen() -> None:
+        with httpx.stream("GET", f"{base}/events", timeout=30) as r:
+            kind = None
+            for line in r.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: ") and kind:
+                    got.append((kind, _json.loads(line[6:])))
+                    if kind == "alert" and got[-1][1]["alert"]["rule"] == "arrived":
+                        return
+
+    listener = _threading.Thread(target=listen, daemon=True)
+    listener.start()
+    _time.sleep(0.5)  # connected before the ingest
+    body = ("report_id,source,force,observed_at,place,event,target,grade\n"
+            "p1,fram,amundsen,1911-12-14T15:00:00Z,Polheim,reached,pole,A1\n")
+    r = httpx.post(f"{base}/reports", content=body, timeout=30)
+    assert r.status_code == 200 and r.json()["accepted"] == 1, r.json()
+    listener.join(timeout=30)
+    server.should_exit = True
+    th.join(timeout=10)
+    kinds = [k for k, _ in got]
+    assert "report" in kinds
+    arrived = [d for k, d in got if k == "alert" and d["alert"]["rule"] == "arrived"]
+    assert arrived and "reached South Pole" in arrived[0]["alert"]["message"]
+    assert kinds.index("report") < kinds.index("alert")

@@ -517,8 +517,14 @@ def serve(
     samples: Annotated[int, typer.Option("--samples", min=1)] = 2000,
     auth: Annotated[bool, typer.Option("--auth", help="require API tokens (warroom tokens "
                                        "new); allows any --host")] = False,
+    brief_every: Annotated[str | None, typer.Option(
+        "--brief-every", help="write a briefing every so often, e.g. 6h (missed slots are "
+        "caught up, marked late)")] = None,
+    cot_port: Annotated[int | None, typer.Option("--cot-port", help="listen for TAK clients' "
+                                                 "CoT on this TCP port (e.g. 8087)")] = None,
 ) -> None:
-    """The HTTP API (reports in; situation, forecast, alerts, briefings, map out)."""
+    """The HTTP API (reports in; situation, forecast, alerts, briefings, map, live events
+    out), with the briefing schedule and a CoT listener when asked."""
     from warroom.server.run import check_host
     from warroom.server.run import serve as run_server
 
@@ -528,7 +534,8 @@ def serve(
         _print_seed(ws)
         err.print(f"warroom: {ws.scenario.name!r} on http://{host}:{port} "
                   f"(store {ws.store.path}; docs at /docs)")
-    run_server(ws, host=host, port=port, samples=samples, log_level="warning", auth=auth)
+    run_server(ws, host=host, port=port, samples=samples, log_level="warning", auth=auth,
+               brief_every_h=_hours(brief_every) if brief_every else None, cot_port=cot_port)
 
 
 @app.command()

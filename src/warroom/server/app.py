@@ -32,11 +32,15 @@ once per briefing.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
 import json
+import logging
 import re
 import threading
 import time
+from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
@@ -66,10 +70,21 @@ from warroom.server.auth import (
     TokenInfo,
     TokenStore,
 )
+from warroom.server.cot_bridge import start_cot
+from warroom.server.events import (
+    EventHub,
+    briefing_event,
+    events_router,
+    hub_sink,
+    report_event,
+)
+from warroom.server.scheduler import BriefingScheduler
 from warroom.situation import Situation, build_situation
 from warroom.telegram import TelegramError, accept
 from warroom.timeutil import TimeFormatError, parse_time, to_iso
 from warroom.workspace import Workspace
+
+log = logging.getLogger("warroom.server")
 
 MiB = 1 << 20
 MAX_SAMPLES = 100_000
@@ -133,16 +148,34 @@ def _body_sources(body: bytes) -> set[Any]:
     return found
 
 
+def _safely(fn: Any, *args: Any) -> None:
+    """Run ``fn`` in a background thread, logging (never raising) its failure."""
+    try:
+        fn(*args)
+    except Exception:  # a failed assessment must not take the server down
+        log.exception("background %s failed", getattr(fn, "__name__", fn))
+
+
 def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                samples: int = 2000, auth: bool = False,
-               rate_per_s: float = DEFAULT_RATE_PER_S, burst: float = DEFAULT_BURST) -> FastAPI:
+               rate_per_s: float = DEFAULT_RATE_PER_S, burst: float = DEFAULT_BURST,
+               brief_every_h: float | None = None, cot_host: str = "127.0.0.1",
+               cot_port: int | None = None, assess_after_ingest: bool = True,
+               event_hub: EventHub | None = None, ping_s: float = 15.0) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
     maps (and the default of ``GET /forecast``).
 
     ``auth``: every endpoint but ``/healthz`` and the docs needs an API token
     (``Authorization: Bearer``) of a role allowed there (see :mod:`warroom.server.auth`), each
     token limited to ``rate_per_s`` requests a second (bursts of ``burst``). Without it the API
-    is open (and :func:`warroom.server.run.serve` keeps it on loopback)."""
+    is open (and :func:`warroom.server.run.serve` keeps it on loopback).
+
+    Live parts: ``GET /events`` streams alerts, briefings and new reports (SSE). After every
+    ingest that lands reports, the alert rules run on the new situation in the background
+    (``assess_after_ingest``), so an alert reaches the stream moments after the report that
+    fired it. ``brief_every_h``: a scheduler writes a briefing at each slot, catching up
+    missed ones (marked late). ``cot_port``: a CoT listener for TAK clients on
+    ``cot_host:cot_port``."""
     store = workspace.store
     sc = workspace.scenario
     lock = threading.RLock()
@@ -165,9 +198,33 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     reporter = need("reporter")
     analyst = need("analyst")
 
-    app = FastAPI(title="warroom", version="1",
+    hub = event_hub or EventHub()
+    alert_sink = hub_sink(hub)
+    assessing = threading.Lock()  # one assessment at a time; a busy one makes the next wait
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = (asyncio.create_task(BriefingScheduler(make_briefing, last_slot,
+                                                      every_h=brief_every_h).run_forever(stop))
+                if brief_every_h else None)
+        cot = (await start_cot(workspace, cot_host, cot_port, hub=hub, lock=lock)
+               if cot_port is not None else None)
+        try:
+            yield
+        finally:
+            stop.set()
+            hub.close()
+            if task is not None:
+                await task
+            if cot is not None:
+                await cot.stop()
+
+    app = FastAPI(title="warroom", version="1", lifespan=lifespan,
                   description="Where each force is, how fast it advances, and who reaches "
                               "each objective first.")
+    app.state.hub = hub
+    app.include_router(events_router(hub, ping_s=ping_s), dependencies=analyst)
 
     # -- helpers ---------------------------------------------------------------------------
     def situation(at: int, n: int = samples, seed: int = 0, horizon: float = 30.0
@@ -178,7 +235,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                                ForecastParams(samples=n, seed=seed, horizon_days=horizon),
                                eparams)
 
-    def briefing_chain(at: int) -> tuple[dict[str, Any], dict[str, Alert], list[Transition]]:
+    def briefing_chain(at: int, late: bool = False
+                       ) -> tuple[dict[str, Any], dict[str, Alert], list[Transition]]:
         """As ``warroom brief``: the situation, alerts advanced from the stored ones, the
         briefing (nothing saved)."""
         sit = situation(at)
@@ -187,7 +245,48 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             stored = {a["id"]: Alert.from_dict(a) for a in store.alerts()
                       if a["state"] != "resolved"}
         alerts, transitions = advance(stored, evaluate(sit, previous, acfg), at, acfg)
-        return build_briefing(sit, alerts, transitions, previous, at), alerts, transitions
+        return (build_briefing(sit, alerts, transitions, previous, at, late), alerts,
+                transitions)
+
+    def save(alerts: dict[str, Alert], transitions: list[Transition]) -> None:
+        with lock:
+            store.save_alerts([a.as_dict() for a in alerts.values()],
+                              [(t.alert.id, t.to, t.at, payload(t)) for t in transitions])
+        for t in transitions:
+            alert_sink.send(t)
+
+    def make_briefing(slot: int, late: bool) -> dict[str, Any]:
+        """Build, store and announce the briefing of ``slot`` (the scheduler's job too)."""
+        with brief_lock:
+            b, alerts, transitions = briefing_chain(slot, late)
+            save(alerts, transitions)
+            with lock:
+                store.save_briefing(slot, slot, late, b)
+        hub.publish("briefing", briefing_event(b))
+        return b
+
+    def last_slot() -> int | None:
+        with lock:
+            return store.last_briefing_slot()
+
+    def assess(now: int) -> None:
+        """Run the alert rules on the situation now (after an ingest): fire what fires."""
+        with assessing, brief_lock:
+            sit = situation(now)
+            with lock:
+                previous = store.briefing_before(now + 1)
+                stored = {a["id"]: Alert.from_dict(a) for a in store.alerts()
+                          if a["state"] != "resolved"}
+            alerts, transitions = advance(stored, evaluate(sit, previous, acfg), now, acfg)
+            save(alerts, transitions)
+
+    def landed(res: dict[str, Any], origin: str, now: int) -> dict[str, Any]:
+        if res["accepted"]:
+            hub.publish("report", report_event(res, origin))
+            if assess_after_ingest:
+                threading.Thread(target=_safely, args=(assess, now), daemon=True,
+                                 name="warroom-assess").start()
+        return res
 
     def counts(accepted: int, duplicate: int, conflict: int, quarantined: int,
                errors: list[str], fmt: str) -> dict[str, Any]:
@@ -234,8 +333,10 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                                          f"{', '.join(refused)}; allowed: "
                                          f"{', '.join(token.sources)}")
         if telegram:
-            return await run_in_threadpool(ingest_telegram, body, now)
-        return await run_in_threadpool(ingest_file, io.BytesIO(body), now)
+            res = await run_in_threadpool(ingest_telegram, body, now)
+            return landed(res, "telegram", now)
+        res = await run_in_threadpool(ingest_file, io.BytesIO(body), now)
+        return landed(res, "http", now)
 
     def ingest_telegram(body: bytes, now: int) -> dict[str, Any]:
         with lock:
@@ -381,14 +482,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     def post_briefing(at: AtQuery = None) -> dict[str, Any]:
         """As ``warroom brief``: evaluate alerts against the stored alerts and the previous
         briefing, save the alerts and the briefing (slot = ``at``); the briefing."""
-        when = parse_at(at)
-        with brief_lock:
-            b, alerts, transitions = briefing_chain(when)
-            with lock:
-                store.save_alerts([a.as_dict() for a in alerts.values()],
-                                  [(t.alert.id, t.to, t.at, payload(t)) for t in transitions])
-                store.save_briefing(when, when, False, b)
-        return b
+        return make_briefing(parse_at(at), False)
 
     @app.get("/map.png", summary="The situation map as of a time (PNG)", dependencies=analyst,
              responses={200: {"content": {"image/png": {}}}}, response_class=Response)

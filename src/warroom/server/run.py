@@ -44,10 +44,15 @@ def serve(workspace: Workspace, host: str = "127.0.0.1", port: int = 8000, *,
           **app_options: Any) -> None:
     """Serve ``workspace`` until interrupted. ``auth``: require API tokens (and allow any
     host). ``app_options`` go to :func:`~warroom.server.app.create_app` (``max_body_bytes``,
-    ``samples``, ``rate_per_s``, ``burst``)."""
+    ``samples``, ``rate_per_s``, ``burst``, ``brief_every_h``, ``cot_host``, ``cot_port``;
+    the CoT port has no authentication, so its host must be loopback unless remote access is
+    allowed)."""
     check_host(host, allow_remote or auth)
+    check_host(app_options.get("cot_host", "127.0.0.1"), allow_remote)
     app = create_app(workspace, auth=auth, **app_options)
     if auth and not any(not t.revoked for t in TokenStore(workspace.store).list()):
         print("warroom: authentication is on but there is no live API token yet; create one "
               "with `warroom tokens new --role admin`", file=sys.stderr)
-    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level)).run()
+    # open event streams never end by themselves: give them 5 s at shutdown
+    uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level,
+                                  timeout_graceful_shutdown=5)).run()
