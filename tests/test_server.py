@@ -8,11 +8,14 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import pytest
 import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from warroom import telegram
 from warroom.keystore import KeyStore
@@ -292,3 +295,34 @@ def test_loopback_only_unless_allowed() -> None:
         with pytest.raises(UsageError, match="allow_remote"):
             check_host(host)
         check_host(host, allow_remote=True)
+
+
+def test_openapi_schema_is_valid(live: Live) -> None:
+    from openapi_spec_validator import validate
+
+    validate(live.client.get("/openapi.json").json())
+
+
+_junk = st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode))
+_words = st.one_of(st.text(max_size=40), st.sampled_from(
+    ["1911-12-14T12:00:00Z", "noon", "1911-12-14", "1911-12-14T12:00:00", "", "Z", "-1",
+     "9999-99-99T99:99:99Z", "1911-12-14T12:00:00+25:00", "%00", "../..", "amundsen"]))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(body=_junk, at=_words, force=_words, slot=_words, fmt=_words, state=_words)
+def test_fuzzed_requests_never_get_a_500(live: Live, body: bytes, at: str, force: str,
+                                         slot: str, fmt: str, state: str) -> None:
+    """Whatever a client sends, the server answers with a status it means (never a 5xx)."""
+    c = live.client
+    force, slot, fmt = (quote(x, safe="") for x in (force, slot, fmt))
+    answers = [
+        c.post("/reports", content=body),
+        c.get("/situation", params={"at": at}),
+        c.get(f"/forces/{force}" if force.strip("/") else "/forces/x", params={"at": at}),
+        c.get("/forecast", params={"at": at, "samples": "50", "seed": at}),
+        c.get("/alerts", params={"state": state}),
+        c.get(f"/briefings/{slot or 'x'}.{fmt or 'x'}"),
+    ]
+    for r in answers:
+        assert r.status_code < 500, (r.request.method, r.request.url, r.status_code, r.text)
