@@ -170,3 +170,50 @@ def test_serve_answers_on_loopback_and_refuses_other_hosts(tmp_path: Path) -> No
         proc.wait(timeout=10)
     r = run("serve", "--scenario", str(POLE), "--host", "0.0.0.0", cwd=tmp_path)
     assert r.returncode == 2 and "loopback" in r.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_with_a_cot_listener_and_a_uid_map(tmp_path: Path) -> None:
+    import socket
+    import time
+    import urllib.request
+
+    port, cot = _free_port(), _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "warroom", "serve", "--scenario", str(POLE),
+                             "--db", str(tmp_path / "c.db"), "--port", str(port),
+                             "--cot-port", str(cot), "--cot-map", "DEV-7=scott"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    event = (b'<?xml version="1.0"?><event version="2.0" uid="DEV-7" type="a-f-G-U-C" '
+             b'how="m-g" time="1911-12-01T12:00:00Z" start="1911-12-01T12:00:00Z" '
+             b'stale="1911-12-02T12:00:00Z"><point lat="-83.5" lon="170.0" hae="0" ce="500" '
+             b'le="0"/><detail/></event>')
+    try:
+        for _ in range(100):
+            try:
+                with socket.create_connection(("127.0.0.1", cot), timeout=1) as s:
+                    s.sendall(event)
+                break
+            except OSError:
+                time.sleep(0.1)
+        found = []
+        for _ in range(100):
+            try:
+                url = f"http://127.0.0.1:{port}/forces/scott"  # as of now: it came in now
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    found = [m["report"] for m in json.loads(r.read())["measurements"]]
+                if "cot/DEV-7" in found:
+                    break
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert "cot/DEV-7" in found  # the uid map named the force; no callsign was sent
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -522,6 +522,15 @@ def serve(
         "caught up, marked late)")] = None,
     cot_port: Annotated[int | None, typer.Option("--cot-port", help="listen for TAK clients' "
                                                  "CoT on this TCP port (e.g. 8087)")] = None,
+    cot_map: Annotated[str | None, typer.Option(
+        "--cot-map", help="CoT uid -> force, e.g. ANDROID-1=us9,ANDROID-2=1bf (else the "
+        "event's contact callsign names the force)")] = None,
+    max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001,
+                                               help="largest POST /reports body")] = 16.0,
+    rate: Annotated[float, typer.Option("--rate", min=0.1, help="requests per second per "
+                                        "token (with --auth)")] = 200.0,
+    max_streams: Annotated[int, typer.Option("--max-streams", min=1, help="open /events "
+                                             "streams at most")] = 100,
 ) -> None:
     """The HTTP API (reports in; situation, forecast, alerts, briefings, map, live events
     out), with the briefing schedule and a CoT listener when asked."""
@@ -534,8 +543,18 @@ def serve(
         _print_seed(ws)
         err.print(f"warroom: {ws.scenario.name!r} on http://{host}:{port} "
                   f"(store {ws.store.path}; docs at /docs)")
+    uid_forces = None
+    if cot_map:
+        with _guard():
+            pairs = [p.split("=", 1) for p in cot_map.split(",") if p.strip()]
+            if any(len(p) != 2 or p[1].strip() not in ws.scenario.forces for p in pairs):
+                raise UsageError(f"--cot-map {cot_map!r}: expected uid=force pairs with forces "
+                                 f"of the scenario ({', '.join(ws.scenario.forces)})")
+            uid_forces = {u.strip(): f.strip() for u, f in pairs}
     run_server(ws, host=host, port=port, samples=samples, log_level="warning", auth=auth,
-               brief_every_h=_hours(brief_every) if brief_every else None, cot_port=cot_port)
+               brief_every_h=_hours(brief_every) if brief_every else None, cot_port=cot_port,
+               cot_uid_forces=uid_forces, max_body_bytes=round(max_body_mb * 2**20),
+               rate_per_s=rate, burst=2 * rate, max_streams=max_streams)
 
 
 @app.command()

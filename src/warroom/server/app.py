@@ -58,6 +58,7 @@ from warroom.estimate.track import estimate
 from warroom.forecast.params import ForecastParams
 from warroom.ingest import detect
 from warroom.ingest.base import CountingReader
+from warroom.ingest.cot_format import CotFormat
 from warroom.ingest.pipeline import ingest_stream
 from warroom.keystore import KeyStore
 from warroom.publish import RENDERERS
@@ -161,7 +162,9 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                rate_per_s: float = DEFAULT_RATE_PER_S, burst: float = DEFAULT_BURST,
                brief_every_h: float | None = None, cot_host: str = "127.0.0.1",
                cot_port: int | None = None, assess_after_ingest: bool = True,
-               event_hub: EventHub | None = None, ping_s: float = 15.0) -> FastAPI:
+               event_hub: EventHub | None = None, ping_s: float = 15.0,
+               max_streams: int = 100, cot_uid_forces: dict[str, str] | None = None
+               ) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
     maps (and the default of ``GET /forecast``).
 
@@ -198,7 +201,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     reporter = need("reporter")
     analyst = need("analyst")
 
-    hub = event_hub or EventHub()
+    hub = event_hub or EventHub(max_subscribers=max_streams)
     alert_sink = hub_sink(hub)
     assessing = threading.Lock()  # one assessment at a time; a busy one makes the next wait
 
@@ -208,7 +211,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         task = (asyncio.create_task(BriefingScheduler(make_briefing, last_slot,
                                                       every_h=brief_every_h).run_forever(stop))
                 if brief_every_h else None)
-        cot = (await start_cot(workspace, cot_host, cot_port, hub=hub, lock=lock)
+        cot = (await start_cot(workspace, cot_host, cot_port, hub=hub, lock=lock,
+                               fmt=CotFormat(uid_forces=cot_uid_forces))
                if cot_port is not None else None)
         try:
             yield
