@@ -141,7 +141,7 @@ def changes(sit: Situation, now: dict[str, Any], before: dict[str, Any] | None) 
             kinds = sorted({fl["reason"].replace("_", " ") for fl in new_flags})
             out.append(f"{name}: {len(new_flags)} report(s) disregarded ({', '.join(kinds)})")
     for oid, race in now["races"].items():
-        old = before["races"].get(oid)
+        old = before.get("races", {}).get(oid)
         lead = _leader(race)
         if old is not None and lead and lead != _leader(old):
             obj = sc.objectives[oid].name

@@ -125,8 +125,10 @@ class CotListener:
                 await self._deliver(decoder.feed(data), peer)
             await self._deliver(decoder.close(), peer)
         except asyncio.CancelledError:
-            await self._deliver(decoder.close(), peer)
-            raise
+            # shutting down: keep what was half-received, and end quietly (asyncio's stream
+            # callback would log a cancelled connection task as an error)
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._deliver(decoder.close(), peer)
         finally:
             if task is not None:
                 self._conns.discard(task)

@@ -163,8 +163,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                brief_every_h: float | None = None, cot_host: str = "127.0.0.1",
                cot_port: int | None = None, assess_after_ingest: bool = True,
                event_hub: EventHub | None = None, ping_s: float = 15.0,
-               max_streams: int = 100, cot_uid_forces: dict[str, str] | None = None
-               ) -> FastAPI:
+               max_streams: int = 100, cot_uid_forces: dict[str, str] | None = None,
+               assess_interval_s: float = 2.0) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
     maps (and the default of ``GET /forecast``).
 
@@ -176,9 +176,10 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     Live parts: ``GET /events`` streams alerts, briefings and new reports (SSE). After every
     ingest that lands reports, the alert rules run on the new situation in the background
     (``assess_after_ingest``), so an alert reaches the stream moments after the report that
-    fired it. ``brief_every_h``: a scheduler writes a briefing at each slot, catching up
-    missed ones (marked late). ``cot_port``: a CoT listener for TAK clients on
-    ``cot_host:cot_port``."""
+    fired it (under sustained ingest, at most one assessment per ``assess_interval_s``,
+    covering everything that came in meanwhile). ``brief_every_h``: a scheduler writes a
+    briefing at each slot, catching up missed ones (marked late). ``cot_port``: a CoT
+    listener for TAK clients on ``cot_host:cot_port``."""
     store = workspace.store
     sc = workspace.scenario
     lock = threading.RLock()
@@ -203,7 +204,6 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
 
     hub = event_hub or EventHub(max_subscribers=max_streams)
     alert_sink = hub_sink(hub)
-    assessing = threading.Lock()  # one assessment at a time; a busy one makes the next wait
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -275,7 +275,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
 
     def assess(now: int) -> None:
         """Run the alert rules on the situation now (after an ingest): fire what fires."""
-        with assessing, brief_lock:
+        with brief_lock:
             sit = situation(now)
             with lock:
                 previous = store.briefing_before(now + 1)
@@ -284,12 +284,36 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             alerts, transitions = advance(stored, evaluate(sit, previous, acfg), now, acfg)
             save(alerts, transitions)
 
+    pending = {"running": False, "again": False}
+    pending_lock = threading.Lock()
+
+    def request_assessment() -> None:
+        """At most one assessment runs; ingests arriving meanwhile ask for one more after it
+        (coalesced), so a sustained ingest never piles up threads or forecasts."""
+        with pending_lock:
+            if pending["running"]:
+                pending["again"] = True
+                return
+            pending["running"] = True
+        threading.Thread(target=assessment_loop, daemon=True, name="warroom-assess").start()
+
+    def assessment_loop() -> None:
+        while True:
+            started = time.monotonic()
+            _safely(assess, int(time.time()))
+            with pending_lock:
+                if not pending["again"]:
+                    pending["running"] = False
+                    return
+                pending["again"] = False
+            # under sustained ingest, one assessment per interval covers all that came in
+            time.sleep(max(0.0, assess_interval_s - (time.monotonic() - started)))
+
     def landed(res: dict[str, Any], origin: str, now: int) -> dict[str, Any]:
         if res["accepted"]:
             hub.publish("report", report_event(res, origin))
             if assess_after_ingest:
-                threading.Thread(target=_safely, args=(assess, now), daemon=True,
-                                 name="warroom-assess").start()
+                request_assessment()
         return res
 
     def counts(accepted: int, duplicate: int, conflict: int, quarantined: int,

@@ -1,0 +1,314 @@
+"""Throughput of the HTTP server (prints figures; asserts nothing about time).
+
+Starts ``warroom serve`` on a loopback port (pole scenario, a temporary store, ``--samples
+200``, ``--cot-port``), registers signing keys, then drives it from a separate client process:
+
+1. single signed telegrams (one report each, ``seq`` increasing per station), a few keep-alive
+   connections on threads: requests/s, p50/p99 latency, errors, and reports lost (acknowledged
+   by a 200 but not in the store afterwards; must be 0);
+2. batched NDJSON, 10,000 reports a body: reports/s;
+3. CoT events streamed over TCP: events/s stored.
+
+    .venv/bin/python benchmarks/serve.py [--seconds 30] [--quick] [--connections 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+POLE = ROOT / "tests" / "data" / "pole"
+HOST = "127.0.0.1"
+BATCH = 10_000
+TARGET_SIGNED_RPS = 2_000
+TARGET_P99_MS = 50.0
+TARGET_BATCH_RPS = 50_000
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def report(rid: str, source: str | None = None) -> dict[str, Any]:
+    r: dict[str, Any] = {"report_id": rid, "force": "amundsen",
+                         "observed_at": "1911-12-01T12:00:00Z", "lat": -86.0, "lon": -165.0,
+                         "grade": "B2"}
+    if source is not None:
+        r["source"] = source
+    return r
+
+
+# -- client side (run in its own process: python serve.py --client MODE ...) ------------------
+def client_signed(url: str, keys_dir: Path, seconds: float, connections: int) -> dict[str, Any]:
+    from warroom import telegram
+    from warroom.telegram import load_private_key
+
+    lat: list[float] = []
+    acked: list[str] = []
+    errors: list[str] = []
+    guard = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def run(w: int) -> None:
+        source = f"bench{w}"
+        key = load_private_key((keys_dir / f"{source}.key").read_bytes())
+        my_lat: list[float] = []
+        my_acked: list[str] = []
+        my_err: list[str] = []
+        with httpx.Client(base_url=url, timeout=10) as c:
+            for seq in range(1, 10_000_000):
+                if time.monotonic() >= stop_at:
+                    break
+                rid = f"s{w}-{seq}"
+                body = json.dumps(telegram.make(source, seq, [report(rid)], key))
+                t0 = time.perf_counter()
+                try:
+                    r = c.post("/reports", content=body,
+                               headers={"content-type": "application/json"})
+                except httpx.TransportError as e:
+                    my_err.append(f"{type(e).__name__}: {e}")
+                    continue
+                my_lat.append(time.perf_counter() - t0)
+                if r.status_code == 200 and r.json().get("accepted") == 1:
+                    my_acked.append(f"{source}/{rid}")
+                else:
+                    my_err.append(f"{r.status_code} {r.text[:120]}")
+        with guard:
+            lat.extend(my_lat)
+            acked.extend(my_acked)
+            errors.extend(my_err)
+
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    elapsed = time.monotonic() - t0
+    lat.sort()
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    return {"requests": len(lat), "elapsed": elapsed, "rps": len(lat) / elapsed,
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": len(errors),
+            "error_samples": errors[:3], "acked": acked}
+
+
+def client_batch(url: str, seconds: float) -> dict[str, Any]:
+    accepted = 0
+    posts = 0
+    errors: list[str] = []
+    stop_at = time.monotonic() + seconds
+    t0 = time.monotonic()
+    with httpx.Client(base_url=url, timeout=120) as c:
+        for b in range(100_000):
+            if time.monotonic() >= stop_at:
+                break
+            body = "".join(json.dumps(report(f"b{b}-{i}", "batch")) + "\n"
+                           for i in range(BATCH)).encode()
+            try:
+                r = c.post("/reports", content=body,
+                           headers={"content-type": "application/x-ndjson"})
+            except httpx.TransportError as e:
+                errors.append(f"{type(e).__name__}: {e}")
+                continue
+            posts += 1
+            if r.status_code == 200:
+                accepted += int(r.json()["accepted"])
+            else:
+                errors.append(f"{r.status_code} {r.text[:120]}")
+    elapsed = time.monotonic() - t0
+    return {"posts": posts, "accepted": accepted, "elapsed": elapsed,
+            "reports_per_s": accepted / elapsed, "errors": len(errors),
+            "error_samples": errors[:3]}
+
+
+def client_cot(port: int, seconds: float) -> dict[str, Any]:
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60))
+    sent = 0
+    stop_at = time.monotonic() + seconds
+    t0 = time.monotonic()
+    with socket.create_connection((HOST, port), timeout=10) as s:
+        for chunk in range(10_000_000):
+            if time.monotonic() >= stop_at:
+                break
+            data = "".join(
+                f'<event version="2.0" uid="BENCH-{chunk}-{i}" type="a-f-G-U-C" how="m-g" '
+                f'time="{when}" start="{when}" stale="{when}"><point lat="-86.0" '
+                f'lon="-165.0" hae="0" ce="50.0" le="9999999"/><detail>'
+                f'<contact callsign="amundsen"/></detail></event>\n'
+                for i in range(100))
+            s.sendall(data.encode())
+            sent += 100
+    elapsed = time.monotonic() - t0
+    return {"sent": sent, "elapsed": elapsed}
+
+
+def run_client(mode: str, url: str, cot_port: int, keys_dir: Path, seconds: float,
+               connections: int, out: Path) -> None:
+    if mode == "signed":
+        res = client_signed(url, keys_dir, seconds, connections)
+    elif mode == "batch":
+        res = client_batch(url, seconds)
+    else:
+        res = client_cot(cot_port, seconds)
+    out.write_text(json.dumps(res))
+
+
+# -- driver ------------------------------------------------------------------------------------
+def spawn_client(mode: str, args: argparse.Namespace, url: str, cot_port: int, keys_dir: Path,
+                 out: Path) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--client", mode, "--url", url, "--cot-port",
+           str(cot_port), "--keys", str(keys_dir), "--seconds", str(args.seconds),
+           "--connections", str(args.connections), "--result", str(out)]
+    subprocess.run(cmd, check=True, timeout=args.seconds + 180)
+    return json.loads(out.read_text())
+
+
+def wait_healthy(proc: subprocess.Popen[bytes], url: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(base_url=url, timeout=2) as c:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            try:
+                if c.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+    raise SystemExit("server did not answer /healthz")
+
+
+def count(db: Path, source_like: str) -> int:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return int(con.execute("SELECT count(*) FROM reports WHERE source LIKE ?",
+                               (source_like,)).fetchone()[0])
+    finally:
+        con.close()
+
+
+def stored_ids(db: Path, source_like: str) -> set[str]:
+    con = sqlite3.connect(db, timeout=30)
+    try:
+        return {f"{s}/{r}" for s, r in con.execute(
+            "SELECT source, report_id FROM reports WHERE source LIKE ?", (source_like,))}
+    finally:
+        con.close()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--quick", action="store_true", help="5 seconds a phase")
+    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--client", choices=["signed", "batch", "cot"], help=argparse.SUPPRESS)
+    ap.add_argument("--url", help=argparse.SUPPRESS)
+    ap.add_argument("--cot-port", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--keys", help=argparse.SUPPRESS)
+    ap.add_argument("--result", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.quick:
+        args.seconds = 5.0
+    if args.client:
+        run_client(args.client, args.url, args.cot_port, Path(args.keys or "."), args.seconds,
+                   args.connections, Path(args.result))
+        return
+
+    from warroom.keystore import KeyStore, write_private_key
+    from warroom.workspace import open_workspace
+
+    with tempfile.TemporaryDirectory(prefix="warroom-bench-") as tmp:
+        t = Path(tmp)
+        db = t / "w.db"
+        ws = open_workspace(str(db), str(POLE), create=True)
+        keys = KeyStore(ws.store)
+        for w in range(args.connections):
+            pem, _ = keys.new(f"bench{w}")
+            write_private_key(t / f"bench{w}.key", pem)
+        ws.store.close()
+        port, cot_port = free_port(), free_port()
+        url = f"http://{HOST}:{port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("WARROOM_DB", "WARROOM_TOKEN")}
+        cmd = [sys.executable, "-m", "warroom", "serve", "--db", str(db), "--scenario",
+               str(POLE), "--host", HOST, "--port", str(port), "--samples", "200",
+               "--cot-port", str(cot_port)]
+        print("server:", " ".join(cmd[1:]), flush=True)
+        with open(t / "server.log", "wb") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+        try:
+            wait_healthy(proc, url)
+            print(f"phase seconds: {args.seconds:g}; connections: {args.connections}",
+                  flush=True)
+
+            s = spawn_client("signed", args, url, cot_port, t, t / "signed.json")
+            lost = set(s["acked"]) - stored_ids(db, "bench%")
+            print(f"signed telegrams: {s['rps']:,.0f} requests/s "
+                  f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
+                  f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
+                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
+                  f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
+                  flush=True)
+            for e in s["error_samples"]:
+                print("  error:", e)
+
+            b = spawn_client("batch", args, url, cot_port, t, t / "batch.json")
+            print(f"batched NDJSON: {b['reports_per_s']:,.0f} reports/s "
+                  f"({b['accepted']:,} accepted in {b['posts']} bodies of {BATCH:,}, "
+                  f"{b['elapsed']:.1f} s), errors {b['errors']}   "
+                  f"[target >= {TARGET_BATCH_RPS:,}/s]", flush=True)
+            for e in b["error_samples"]:
+                print("  error:", e)
+
+            before = count(db, "cot")
+            t_start = time.monotonic()
+            c = spawn_client("cot", args, url, cot_port, t, t / "cot.json")
+            # the listener may still be storing what was sent: wait (bounded) until it settles
+            stored, last_change = before, time.monotonic()
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                n = count(db, "cot")
+                if n != stored:
+                    stored, last_change = n, time.monotonic()
+                elif n - before >= c["sent"] or time.monotonic() - last_change > 2:
+                    break
+                time.sleep(0.25)
+            got = stored - before
+            span = max(c["elapsed"], last_change - t_start)
+            print(f"CoT over TCP: {got / span:,.0f} events/s stored "
+                  f"({got:,} of {c['sent']:,} sent in {c['elapsed']:.1f} s; all stored "
+                  f"{span:.1f} s after the start)", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+            tail = (t / "server.log").read_text(errors="replace").strip().splitlines()
+            problems = [x for x in tail if "Traceback" in x or "ERROR" in x or "failed" in x]
+            if problems:
+                print(f"server log: {len(problems)} problem line(s), e.g. {problems[0]}")
+                at = tail.index(problems[0])
+                print("\n".join("    " + x for x in tail[at:at + 25]))
+
+
+if __name__ == "__main__":
+    main()
