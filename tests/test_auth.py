@@ -8,17 +8,13 @@ import os
 import stat
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from warroom import telegram
 from warroom.keystore import KeyStore
@@ -29,30 +25,10 @@ from warroom.timeutil import to_iso
 from warroom.workspace import UsageError, Workspace, open_workspace
 
 from .conftest import POLE
+from .serving import running
 
 HEADER = "report_id,source,force,observed_at,received_at,lat,lon,place,grade,event,target,text\n"
 ROW = "{rid},{src},amundsen,1911-12-01T12:00:00Z,,-86.0,-165.0,,B2,position,,auth test\n"
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """Serve ``app`` on an ephemeral loopback port in a thread; its base URL."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "server thread died"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
-        assert not thread.is_alive()
 
 
 @dataclass

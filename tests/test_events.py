@@ -15,7 +15,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from warroom.assess.lifecycle import Alert, Transition
 from warroom.assess.sinks import payload
@@ -26,6 +25,7 @@ from warroom.server.scheduler import BriefingScheduler
 from warroom.timeutil import parse_time
 from warroom.workspace import Workspace, open_workspace
 
+from .serving import running
 from .test_cot import event as cot_event
 
 POLE = Path(__file__).parent / "data" / "pole"
@@ -161,21 +161,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ws = open_workspace(str(tmp / "w.db"), str(POLE), create=True)
     hub = EventHub(max_subscribers=2)
     app = create_app(ws, samples=100, event_hub=hub, ping_s=0.5, assess_after_ingest=False)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "server thread died"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield Live(f"http://127.0.0.1:{port}", ws, hub)
-    hub.close()
-    server.should_exit = True
-    thread.join(15)
-    assert not thread.is_alive()
+    with running(app, before_stop=hub.close) as url:
+        yield Live(url, ws, hub)
     ws.store.close()
 
 
@@ -407,47 +394,34 @@ def test_sse_client_gets_the_alert_an_ingest_fires(tmp_path) -> None:
     import time as _time
 
     import httpx
-    import uvicorn
 
     from warroom.server.app import create_app
     from warroom.workspace import open_workspace
 
     ws = open_workspace(str(tmp_path / "sse.db"), "tests/data/pole", create=True)
     app = create_app(ws, samples=100)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    th = _threading.Thread(target=server.run, daemon=True)
-    th.start()
-    for _ in range(100):
-        if server.started:
-            break
-        _time.sleep(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    base = f"http://127.0.0.1:{port}"
     got: list[tuple[str, dict]] = []
+    with running(app, timeout_graceful_shutdown=1, before_stop=app.state.hub.close) as base:
 
-    def listen() -> None:
-        with httpx.stream("GET", f"{base}/events", timeout=30) as r:
-            kind = None
-            for line in r.iter_lines():
-                if line.startswith("event: "):
-                    kind = line[7:]
-                elif line.startswith("data: ") and kind:
-                    got.append((kind, _json.loads(line[6:])))
-                    if kind == "alert" and got[-1][1]["alert"]["rule"] == "arrived":
-                        return
+        def listen() -> None:
+            with httpx.stream("GET", f"{base}/events", timeout=30) as r:
+                kind = None
+                for line in r.iter_lines():
+                    if line.startswith("event: "):
+                        kind = line[7:]
+                    elif line.startswith("data: ") and kind:
+                        got.append((kind, _json.loads(line[6:])))
+                        if kind == "alert" and got[-1][1]["alert"]["rule"] == "arrived":
+                            return
 
-    listener = _threading.Thread(target=listen, daemon=True)
-    listener.start()
-    _time.sleep(0.5)  # connected before the ingest
-    body = ("report_id,source,force,observed_at,place,event,target,grade\n"
-            "p1,fram,amundsen,1911-12-14T15:00:00Z,Polheim,reached,pole,A1\n")
-    r = httpx.post(f"{base}/reports", content=body, timeout=30)
-    assert r.status_code == 200 and r.json()["accepted"] == 1, r.json()
-    listener.join(timeout=30)
-    server.should_exit = True
-    th.join(timeout=10)
+        listener = _threading.Thread(target=listen, daemon=True)
+        listener.start()
+        _time.sleep(0.5)  # connected before the ingest
+        body = ("report_id,source,force,observed_at,place,event,target,grade\n"
+                "p1,fram,amundsen,1911-12-14T15:00:00Z,Polheim,reached,pole,A1\n")
+        r = httpx.post(f"{base}/reports", content=body, timeout=30)
+        assert r.status_code == 200 and r.json()["accepted"] == 1, r.json()
+        listener.join(timeout=30)
     kinds = [k for k, _ in got]
     assert "report" in kinds
     arrived = [d for k, d in got if k == "alert" and d["alert"]["rule"] == "arrived"]

@@ -12,7 +12,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,6 +22,8 @@ from warroom.server import create_app
 from warroom.server.run import check_host, is_loopback
 from warroom.timeutil import to_iso
 from warroom.workspace import UsageError, Workspace, open_workspace
+
+from .serving import running
 
 POLE = Path(__file__).parent / "data" / "pole"
 LIMIT = 64 * 1024
@@ -46,30 +47,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     ws = open_workspace(str(tmp / "w.db"), str(POLE), create=True)
     pem, _ = KeyStore(ws.store).new("station")
     app = create_app(ws, max_body_bytes=LIMIT, samples=200)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                                           lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive(), "server thread died"
-        assert time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    url = f"http://127.0.0.1:{port}"
-    with httpx.Client(base_url=url, timeout=60) as client:
-        while True:
-            try:
-                if client.get("/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "/healthz did not answer"
-            time.sleep(0.05)
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
         yield Live(url, ws, pem, client)
-    server.should_exit = True
-    thread.join(15)
-    assert not thread.is_alive()
     ws.store.close()
 
 
