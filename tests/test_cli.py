@@ -123,6 +123,8 @@ def test_replay_writes_every_slot_an_index_and_the_alerts(tmp_path: Path) -> Non
     assert second["previous"] == first["as_of"]
     index = (out / "index.html").read_text()
     assert all(p.stem in index for p in jsons)
+    assert 'src="data:image/png;base64,' in index or "src='data:image/png;base64," in index
+    assert "://" not in index  # the map is in the page: it opens offline
     assert (out / "alerts.jsonl").exists()
 
 

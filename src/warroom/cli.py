@@ -472,7 +472,8 @@ def replay(
 
 
 def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_dir: Path,
-            formats: str, samples: int, seed: int) -> tuple[Path, list[dict[str, Any]]]:
+            formats: str, samples: int, seed: int, highlight: str | None = None
+            ) -> tuple[Path, list[dict[str, Any]]]:
     sc = ws.scenario
     fmts = [f.strip() for f in formats.split(",") if f.strip()]
     for f in fmts:
@@ -505,7 +506,8 @@ def _replay(ws: Workspace, start: str | None, end: str | None, every: str, out_d
             bar.add_task("writing the last briefings", total=None)
         finally:
             writer.close()
-    return write_index(out_dir, sc, briefings, fmts), briefings
+    top = next((b for b in briefings if b["slot"] == highlight), None)
+    return write_index(out_dir, sc, briefings, fmts, top), briefings
 
 
 @app.command()
@@ -569,7 +571,7 @@ def demo(
         ws = open_workspace(None, DEMO_SCENARIO)
         _print_seed(ws)
         index, briefings = _replay(ws, DEMO_FROM, DEMO_TO, "6h", Path(out_dir),
-                                   "html,md,json", samples, seed)
+                                   "html,md,json", samples, seed, highlight=DEMO_AT)
     target = next(b for b in briefings if b["slot"] == DEMO_AT)
     prose.print(Markdown(RENDERERS["md"](ws.scenario, target).decode()))
     out.print()

@@ -4,6 +4,7 @@ independent; matplotlib is the slow part)."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import json
@@ -79,8 +80,9 @@ class BackgroundWriter:
 
 
 def write_index(out: Path, sc: Scenario, briefings: Sequence[dict[str, Any]],
-                formats: Sequence[str]) -> Path:
-    """``index.html``: every briefing, newest last, with its headline and alerts."""
+                formats: Sequence[str], highlight: dict[str, Any] | None = None) -> Path:
+    """``index.html``: the map and headline of one briefing (``highlight``, else the last),
+    then every briefing, oldest first, with its headline and alerts."""
     rows = []
     for b in briefings:
         links = " ".join(f'<a href="{stem(b)}{FILE_SUFFIX[f]}">{f}</a>' for f in formats)
@@ -93,6 +95,19 @@ def write_index(out: Path, sc: Scenario, briefings: Sequence[dict[str, Any]],
             f"<tr><td><a href='{stem(b)}{FILE_SUFFIX[first]}'>{html.escape(b['as_of'])}</a>"
             f"{late}</td><td>{'<br>'.join(html.escape(h) for h in b['headline'])}</td>"
             f"<td><ul>{alerts}</ul></td><td>{links}</td></tr>")
+    top = highlight or (briefings[-1] if briefings else None)
+    feature = ""
+    if top is not None:
+        from warroom.publish.map import render_map
+
+        png = base64.b64encode(render_map(sc, top, width_px=1280, height_px=960,
+                                          dpi=128)).decode()
+        first = formats[0] if formats else "json"
+        feature = (f"<h2>As of {html.escape(top['as_of'])}</h2><ul>"
+                   + "".join(f"<li><b>{html.escape(h)}</b></li>" for h in top["headline"])
+                   + f"</ul><p><a href='{stem(top)}{FILE_SUFFIX[first]}'>"
+                   f"<img alt='situation map as of {html.escape(top['as_of'])}' "
+                   f"src='data:image/png;base64,{png}' style='max-width:100%'></a></p>")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(sc.name)}: briefings</title>
 <style>
@@ -102,6 +117,7 @@ td, th {{ border-bottom: 1px solid #ddd; padding: 4px 8px; vertical-align: top; 
 li.critical {{ color: #a00; }} li.warning {{ color: #a60; }} ul {{ margin: 0; padding-left: 1em; }}
 </style></head><body>
 <h1>{html.escape(sc.name)}</h1>
+{feature}
 <p>{len(briefings)} briefings. Each opens offline, map and ETA chart included.</p>
 <table><tr><th>as of (UTC)</th><th>headline</th><th>alerts fired</th><th>files</th></tr>
 {chr(10).join(rows)}
