@@ -27,6 +27,7 @@ from warroom.assess.rules import evaluate
 from warroom.assess.sinks import JsonLinesSink, payload
 from warroom.brief import build_briefing, due_slots
 from warroom.cli_admin import keys_app, send, tokens_app
+from warroom.cli_archive import export_cmd, ingest_archive
 from warroom.domain import Report, Scenario
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
@@ -121,16 +122,25 @@ def init(db: DbOpt = None, scenario: ScenarioOpt = None) -> None:
 
 @app.command()
 def ingest(
-    files: Annotated[list[str], typer.Argument(help="files to ingest; - reads stdin")],
+    files: Annotated[list[str] | None, typer.Argument(help="files to ingest; - reads "
+                                                      "stdin")] = None,
     db: DbOpt = None, scenario: ScenarioOpt = None, json_out: JsonOpt = False,
+    parquet: Annotated[list[str] | None, typer.Option(
+        "--parquet", help="a Parquet archive (folder or file) to ingest, as written by "
+        "`warroom export --parquet` (repeatable)")] = None,
 ) -> None:
-    """Ingest reports (CSV, NDJSON or GeoJSON, detected from the content)."""
+    """Ingest reports (CSV, NDJSON or GeoJSON, detected from the content; Parquet archives
+    with --parquet)."""
     with _guard():
+        if not files and not parquet:
+            raise UsageError("ingest needs FILE... or --parquet DIR")
         ws = open_workspace(db, scenario)
         _print_seed(ws)
         results: list[IngestResult] = []
-        for name in files:
+        for name in files or []:
             results.append(_ingest_one(ws, name))
+        for name in parquet or []:
+            results.append(ingest_archive(ws, name, err))
         ws.store.close()
     total = IngestResult(origin="total")
     for r in results:
@@ -580,6 +590,7 @@ def demo(
     out.print(f"this briefing: {Path(out_dir) / (stem(target) + '.html')}")
 
 
+app.command("export")(export_cmd)
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.command("send")(send)
