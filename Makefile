@@ -22,13 +22,21 @@ $(TSTAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/warroom demo
 
-# System tools the tests use as a reader would (pdftoppm opens the PDF briefing); installed
-# with apt-get when missing and permitted, else those checks skip with a note.
+# System tools the tests use as a reader would: pdftoppm opens the PDF briefing, Debian's
+# Chromium (and its driver) renders the dashboard. Installed with apt-get when missing and
+# permitted (root); else those checks skip with a note (CI sets WARROOM_REQUIRE_BROWSER=1,
+# which turns a missing browser into a failure).
+SYSPKGS_CMD := pdftoppm:poppler-utils chromium:chromium chromedriver:chromium-driver
 sysdeps:
-	@command -v pdftoppm >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && \
-	  [ "$$(id -u)" = 0 ] && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y -qq poppler-utils) >/dev/null 2>&1; } || \
-	  echo "note: poppler-utils (pdftoppm) not installed; the PDF page check will skip"
+	@missing=""; for pair in $(SYSPKGS_CMD); do cmd=$${pair%%:*}; pkg=$${pair##*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      $$missing) >/dev/null 2>&1 || echo "note: could not install$$missing"; \
+	  else echo "note: missing$$missing (needs root and apt-get); those checks will skip"; fi; \
+	fi
 
 test: $(TSTAMP) sysdeps
 	$(BIN)/ruff check src tests benchmarks

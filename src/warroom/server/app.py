@@ -45,7 +45,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.params import Depends as DependsParam
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 
 from warroom.assess.config import alert_config
@@ -55,14 +56,14 @@ from warroom.assess.sinks import payload
 from warroom.brief import build_briefing
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
-from warroom.forecast.params import ForecastParams
+from warroom.forecast.params import ForecastParams, OverrideError, parse_overrides
 from warroom.ingest import detect
 from warroom.ingest.base import CountingReader
 from warroom.ingest.cot_format import CotFormat
 from warroom.ingest.pipeline import ingest_stream
 from warroom.keystore import KeyStore
 from warroom.publish import RENDERERS
-from warroom.server import data
+from warroom.server import dashboard, data
 from warroom.server.auth import (
     DEFAULT_BURST,
     DEFAULT_RATE_PER_S,
@@ -94,6 +95,8 @@ CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; chars
                  "json": "application/json", "pdf": "application/pdf"}
 _SLOT_NAME = re.compile(r"^(?:briefing-)?(\d{4}-\d{2}-\d{2})T(\d{2})(\d{2})Z$")
 
+SetQuery = Annotated[list[str] | None, Query(
+    alias="set", description="what-if override KEY=VALUE, e.g. us3.p_obey=0.1 (repeatable)")]
 AtQuery = Annotated[str | None, Query(description="as of this time, ISO 8601 with a zone "
                                       "(default: now)")]
 
@@ -231,13 +234,22 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     app.include_router(events_router(hub, ping_s=ping_s), dependencies=analyst)
 
     # -- helpers ---------------------------------------------------------------------------
-    def situation(at: int, n: int = samples, seed: int = 0, horizon: float = 30.0
-                  ) -> Situation:
+    def situation(at: int, n: int = samples, seed: int = 0, horizon: float = 30.0,
+                  overrides: dict[str, float] | None = None) -> Situation:
         with lock:
             reports = store.reports_by_force(as_of=at)
         return build_situation(sc, reports, at,
-                               ForecastParams(samples=n, seed=seed, horizon_days=horizon),
+                               ForecastParams(samples=n, seed=seed, horizon_days=horizon,
+                                              overrides=overrides or {}),
                                eparams)
+
+    def what_if(items: list[str] | None) -> dict[str, float]:
+        """``set`` query values (``us3.p_obey=0.1``) as forecast overrides; 422 if wrong."""
+        try:
+            return parse_overrides(items or [], set(sc.forces),
+                                   {o.feature for o in sc.obstacles}, set(sc.lines))
+        except OverrideError as e:
+            raise HTTPException(422, str(e)) from None
 
     def briefing_chain(at: int, late: bool = False
                        ) -> tuple[dict[str, Any], dict[str, Alert], list[Transition]]:
@@ -439,10 +451,11 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                             ] = None,
         seed: Annotated[int, Query(description="random seed (same seed, same output)")] = 0,
         horizon: Annotated[float, Query(gt=0, le=3650, description="days ahead")] = 30.0,
+        set_: SetQuery = None,
     ) -> dict[str, Any]:
         """When each force reaches each objective, and who gets there first."""
         when = parse_at(at)
-        return situation(when, samples_ or samples, seed, horizon).forecast
+        return situation(when, samples_ or samples, seed, horizon, what_if(set_)).forecast
 
     # -- alerts ----------------------------------------------------------------------------
     @app.get("/alerts", summary="Stored alerts", dependencies=analyst)
@@ -523,6 +536,49 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         with render_lock:
             png = render_map(sc, b)
         return Response(png, media_type="image/png")
+
+    # -- dashboard -------------------------------------------------------------------------
+    app.mount("/static", StaticFiles(directory=dashboard.STATIC_DIR), name="static")
+    state_cache: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        """The dashboard (plain HTML and ES modules; data from the endpoints below)."""
+        return FileResponse(dashboard.STATIC_DIR / "index.html", media_type="text/html")
+
+    @app.get("/dashboard/scenario", summary="The scenario's geometry for the dashboard",
+             dependencies=analyst)
+    def get_dashboard_scenario() -> dict[str, Any]:
+        """Routes, objectives, rivers, halt lines, timetable, map bounds and the reports' time
+        range (see :mod:`warroom.server.dashboard`)."""
+        with lock:
+            first, last = data.time_range(store)
+        return dashboard.scenario_geo(sc, (first, last), brief_every_h or 6.0)
+
+    @app.get("/dashboard/state", summary="The situation as the dashboard draws it",
+             dependencies=analyst)
+    def get_dashboard_state(
+        at: AtQuery = None,
+        set_: SetQuery = None,
+        samples_: Annotated[int | None, Query(alias="samples", ge=1, le=MAX_SAMPLES)] = None,
+    ) -> dict[str, Any]:
+        """The briefing as of ``at`` (without alerts) with tracks and fans in [lat, lon]."""
+        when = parse_at(at)
+        overrides = what_if(set_)
+        n = samples_ or samples
+        with lock:
+            version = data.reports_version(store)
+            key = (when, tuple(sorted(overrides.items())), n, version)
+            hit = state_cache.get(key)
+        if hit is not None:
+            return hit
+        sit = situation(when, n, overrides=overrides)
+        state = dashboard.map_state(sc, build_briefing(sit, {}, [], None, when))
+        with lock:
+            if len(state_cache) >= 256:  # the slider revisits; live "now" keys never repeat
+                state_cache.pop(next(iter(state_cache)))
+            state_cache[key] = state
+        return state
 
     # -- health ----------------------------------------------------------------------------
     @app.get("/healthz", summary="Liveness and store facts")

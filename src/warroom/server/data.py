@@ -73,6 +73,19 @@ def ack(store: Store, alert_id: str, at: int | None = None) -> int:
     return int(row[0])
 
 
+# -- reports -------------------------------------------------------------------------------------
+def time_range(store: Store) -> tuple[int | None, int | None]:
+    """Earliest ``observed_at`` and latest ``received_at`` of the stored reports (epoch s)."""
+    lo, hi = store.conn.execute(
+        "SELECT min(observed_at), max(received_at) FROM reports").fetchone()
+    return lo, hi
+
+
+def reports_version(store: Store) -> int:
+    """A number that changes whenever a report lands (reports are only ever added)."""
+    return int(store.conn.execute("SELECT coalesce(max(seq), 0) FROM reports").fetchone()[0])
+
+
 # -- briefings -----------------------------------------------------------------------------------
 def list_briefings(store: Store) -> list[dict[str, Any]]:
     """Every stored briefing's slot, as_of, lateness and write time (ISO), by slot."""
