@@ -317,6 +317,8 @@ def load(ref: str | Path) -> Scenario:
             continue
         reached: dict[str, float] = {}
         for oid, obj in objectives.items():
+            if wanted is not None and oid not in wanted:
+                continue  # listed objectives only: thousands of races stay linear to load
             s = objective_km(route, obj, feats[obj.feature])
             if s is not None:
                 reached[oid] = s

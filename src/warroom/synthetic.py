@@ -3,8 +3,12 @@
 A track starts at ``s0`` km in a regime and follows the regime chain (rates per day, as in
 :data:`warroom.estimate.track.WARROOM_IMM`); each regime entry draws a speed (halted 0,
 advancing log-normal around ``advancing_kmpd``, pursuit around ``pursuit_kmpd``). Crossing an
-obstacle costs a log-normal delay; a halt line stops the force with probability ``p_obey``.
-Reports are drawn at random intervals with Gaussian position noise and a reporting delay.
+obstacle costs a log-normal delay; a halt line stops the force with probability ``p_obey``
+when reached while the order is in force, until the order ends (for good if it never does),
+as the forecast assumes. A *surprise* halt is one the forecast is not told of: the force
+stops there with probability ``p_stop`` for a uniform number of days (the mis-specified world
+of the backtest's calibration check). Reports are drawn at random intervals with Gaussian
+position noise and a reporting delay (see :mod:`warroom.simulate` for whole scenarios).
 Used by the tests and benchmarks to check calibration against the truth.
 """
 
@@ -33,6 +37,10 @@ class TruthParams:
     noise_km: float = 5.0
     delay_hours: tuple[float, float] = (1.0, 12.0)
     obstacles: tuple[tuple[float, float, float], ...] = field(default=())  # (s, p50 h, p90 h)
+    # halt orders the forecast knows: (s, p_obey, from day, until day; inf = open)
+    halts: tuple[tuple[float, float, float, float], ...] = field(default=())
+    # halts it does not know: (s, p_stop, shortest days, longest days)
+    surprise_halts: tuple[tuple[float, float, float, float], ...] = field(default=())
 
 
 @dataclass
@@ -66,23 +74,40 @@ def simulate_truth(rng: np.random.Generator, params: TruthParams, days: float,
     reg = params.start_regime
     t, s = 0.0, s0
     ts, ss = [t], [s]
-    obstacles = sorted(params.obstacles)
+    # barriers in order along the route: (s, kind, a, b, c); kind 0 obstacle (p50 h, p90 h),
+    # 1 halt order (p_obey, from, until), 2 surprise halt (p_stop, shortest, longest days)
+    barriers = sorted([(o[0], 0, o[1], o[2], 0.0) for o in params.obstacles]
+                      + [(h[0], 1, h[1], h[2], h[3]) for h in params.halts]
+                      + [(h[0], 2, h[1], h[2], h[3]) for h in params.surprise_halts])
     k = 0
     v = pace * _speed(rng, reg, params)
     t_sw = t + rng.exponential(1 / exit_rate[reg]) if exit_rate[reg] > 0 else math.inf
     while t < days:
-        nxt = obstacles[k][0] if k < len(obstacles) else math.inf
+        nxt = barriers[k][0] if k < len(barriers) else math.inf
         t_bar = t + (nxt - s) / v if v > 0 else math.inf
         if t_bar <= t_sw and t_bar < days:
             t, s = t_bar, nxt
             ts.append(t)
             ss.append(s)
-            _, p50, p90 = obstacles[k]
-            t += math.exp(math.log(p50 / 24) + math.log(p90 / p50) / _Z90 * rng.standard_normal())
+            _, kind, a, b, c = barriers[k]
+            k += 1
+            if kind == 0:
+                t += math.exp(math.log(a / 24) + math.log(b / a) / _Z90 * rng.standard_normal())
+            elif kind == 1:
+                if not (b <= t < c and rng.uniform() < a):
+                    continue
+                if not math.isfinite(c):  # an open order obeyed: it stays there
+                    ts.append(days)
+                    ss.append(s)
+                    break
+                t = c
+            else:
+                if not rng.uniform() < a:
+                    continue
+                t += rng.uniform(b, c)
             ts.append(t)
             ss.append(s)
             t_sw = max(t_sw, t)
-            k += 1
         elif t_sw < days:
             s += v * (t_sw - t)
             t = t_sw
