@@ -28,7 +28,9 @@ from warroom.assess.sinks import JsonLinesSink, payload
 from warroom.brief import build_briefing, due_slots
 from warroom.cli_admin import keys_app, send, tokens_app
 from warroom.cli_archive import export_cmd, ingest_archive
+from warroom.cli_engine import AddressOpt, EngineOpt, WorkersOpt, engine_from_options
 from warroom.domain import Report, Scenario
+from warroom.engine.forecast import forecast as engine_forecast
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
 from warroom.forecast.params import ForecastParams, OverrideError, parse_overrides
@@ -254,6 +256,7 @@ def forecast_cmd(
     set_: Annotated[list[str] | None, typer.Option(
         "--set", help="what-if, e.g. us3.p_obey=0.1 (repeatable; see docs)")] = None,
     json_out: JsonOpt = False,
+    engine: EngineOpt = "local", address: AddressOpt = None, workers: WorkersOpt = None,
 ) -> None:
     """When each force reaches each objective, and who gets there first."""
     with _guard():
@@ -266,8 +269,14 @@ def forecast_cmd(
                                         {o.feature for o in sc.obstacles}, set(sc.lines))
         except OverrideError as e:
             raise UsageError(str(e)) from None
-        fc = _forecast(ws, when, ForecastParams(samples=samples, seed=seed,
-                                                horizon_days=horizon, overrides=overrides))
+        params = ForecastParams(samples=samples, seed=seed, horizon_days=horizon,
+                                overrides=overrides)
+        if engine == "local" and address is None:
+            fc = _forecast(ws, when, params)
+        else:  # the same forecast, partitioned by force on the engine
+            with engine_from_options(engine, address, workers) as eng:
+                fc = engine_forecast(eng, sc, _reports(ws, when), when, params,
+                                     estimate_params(sc))
     if json_out:
         print(json.dumps(fc, indent=2))
         return

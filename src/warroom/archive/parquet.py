@@ -35,7 +35,6 @@ of this scenario; ...``).
 from __future__ import annotations
 
 import json
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,12 +45,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
+from warroom.archive.buckets import BUCKETS, bucket_of
 from warroom.domain import Report
 from warroom.ingest.pipeline import MAX_MESSAGES, IngestResult
 from warroom.ingest.validate import Validator
 from warroom.store import ROW_FIELDS, QuarantineRow, Store
 
-BUCKETS = 64
 BATCH = 50_000  # rows per record batch, written or read
 TIME = pa.timestamp("ms", tz="UTC")  # Parquet has no seconds unit; whole seconds stay exact
 
@@ -72,11 +71,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 class ArchiveError(Exception):
     """An archive that cannot be written or read (names the path and what is wrong)."""
-
-
-def bucket_of(force: str) -> int:
-    """The partition of a force: ``crc32(force id, UTF-8) % 64``."""
-    return zlib.crc32(force.encode("utf-8", "surrogatepass")) % BUCKETS
 
 
 # -- writing -----------------------------------------------------------------------------------
