@@ -110,6 +110,76 @@ def client_signed(url: str, keys_dir: Path, seconds: float, connections: int) ->
             "error_samples": errors[:3], "acked": acked}
 
 
+def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
+                      ) -> dict[str, Any]:
+    """As :func:`client_signed`, with the client's own costs out of the way: the telegrams are
+    signed before the clock starts (signing is the field station's work, not the server's) and
+    sent over plain keep-alive sockets by asyncio, one request in flight per connection (each
+    connection is one station, its ``seq`` strictly increasing)."""
+    import asyncio
+    from urllib.parse import urlsplit
+
+    from warroom import telegram
+    from warroom.telegram import load_private_key
+
+    u = urlsplit(url)
+    per_conn = int(seconds * 4_000 / connections) + 100  # more than the target rate needs
+    bodies: list[list[tuple[str, bytes]]] = []
+    for w in range(connections):
+        source = f"raw{w}"
+        key = load_private_key((keys_dir / f"{source}.key").read_bytes())
+        mine = []
+        for seq in range(1, per_conn + 1):
+            rid = f"r{w}-{seq}"
+            body = json.dumps(telegram.make(source, seq, [report(rid)], key)).encode()
+            head = (f"POST /reports HTTP/1.1\r\nHost: {u.hostname}\r\n"
+                    f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            mine.append((f"{source}/{rid}", head.encode() + body))
+        bodies.append(mine)
+
+    lat: list[float] = []
+    acked: list[str] = []
+    errors: list[str] = []
+
+    async def run(w: int, stop_at: float) -> None:
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        try:
+            for rid, req in bodies[w]:
+                if time.monotonic() >= stop_at:
+                    return
+                t0 = time.perf_counter()
+                writer.write(req)
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    if line[:15].lower() == b"content-length:":
+                        length = int(line[15:])
+                body = await reader.readexactly(length)
+                lat.append(time.perf_counter() - t0)
+                status = head[9:12]
+                if status == b"200" and json.loads(body).get("accepted") == 1:
+                    acked.append(rid)
+                else:
+                    errors.append(f"{status.decode()} {body[:120]!r}")
+        finally:
+            writer.close()
+
+    async def main() -> float:
+        t0 = time.monotonic()
+        await asyncio.gather(*(run(w, t0 + seconds) for w in range(connections)))
+        return time.monotonic() - t0
+
+    elapsed = asyncio.run(main())
+    lat.sort()
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    return {"requests": len(lat), "elapsed": elapsed, "rps": len(lat) / elapsed,
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": len(errors),
+            "error_samples": errors[:3], "acked": acked}
+
+
 def client_batch(url: str, seconds: float) -> dict[str, Any]:
     accepted = 0
     posts = 0
@@ -164,6 +234,8 @@ def run_client(mode: str, url: str, cot_port: int, keys_dir: Path, seconds: floa
                connections: int, out: Path) -> None:
     if mode == "signed":
         res = client_signed(url, keys_dir, seconds, connections)
+    elif mode == "raw":
+        res = client_signed_raw(url, keys_dir, seconds, connections)
     elif mode == "batch":
         res = client_batch(url, seconds)
     else:
@@ -219,7 +291,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="5 seconds a phase")
     ap.add_argument("--connections", type=int, default=4)
-    ap.add_argument("--client", choices=["signed", "batch", "cot"], help=argparse.SUPPRESS)
+    ap.add_argument("--client", choices=["signed", "raw", "batch", "cot"], help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--cot-port", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--keys", help=argparse.SUPPRESS)
@@ -241,8 +313,9 @@ def main() -> None:
         ws = open_workspace(str(db), str(POLE), create=True)
         keys = KeyStore(ws.store)
         for w in range(args.connections):
-            pem, _ = keys.new(f"bench{w}")
-            write_private_key(t / f"bench{w}.key", pem)
+            for name in (f"bench{w}", f"raw{w}"):
+                pem, _ = keys.new(name)
+                write_private_key(t / f"{name}.key", pem)
         ws.store.close()
         port, cot_port = free_port(), free_port()
         url = f"http://{HOST}:{port}"
@@ -261,6 +334,17 @@ def main() -> None:
             s = spawn_client("signed", args, url, cot_port, t, t / "signed.json")
             lost = set(s["acked"]) - stored_ids(db, "bench%")
             print(f"signed telegrams: {s['rps']:,.0f} requests/s "
+                  f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
+                  f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
+                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
+                  f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
+                  flush=True)
+            for e in s["error_samples"]:
+                print("  error:", e)
+
+            s = spawn_client("raw", args, url, cot_port, t, t / "raw.json")
+            lost = set(s["acked"]) - stored_ids(db, "raw%")
+            print(f"signed telegrams, pre-signed, asyncio sockets: {s['rps']:,.0f} requests/s "
                   f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
                   f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
                   f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "

@@ -307,7 +307,7 @@ class _Refs(HTMLParser):
 def test_registry_has_every_format_with_a_suffix(berlin: Scenario, briefing: dict) -> None:
     from warroom.publish import FILE_SUFFIX, RENDERERS
 
-    assert set(RENDERERS) == {"md", "html", "json", "pdf"}
+    assert set(RENDERERS) == {"md", "html", "json", "pdf", "cot"}
     assert set(FILE_SUFFIX) == set(RENDERERS)
     assert all(s.startswith(".") for s in FILE_SUFFIX.values())
     md = RENDERERS["md"](berlin, briefing)

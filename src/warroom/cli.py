@@ -546,6 +546,9 @@ def serve(
     cot_map: Annotated[str | None, typer.Option(
         "--cot-map", help="CoT uid -> force, e.g. ANDROID-1=us9,ANDROID-2=1bf (else the "
         "event's contact callsign names the force)")] = None,
+    cot_forecasts: Annotated[bool, typer.Option(
+        "--cot-forecasts", help="also send connected CoT clients the forecast (how=m-p: where "
+        "each force may be in 24 and 72 h) after every assessment")] = False,
     max_body_mb: Annotated[float, typer.Option("--max-body-mb", min=0.001,
                                                help="largest POST /reports body")] = 16.0,
     rate: Annotated[float, typer.Option("--rate", min=0.1, help="requests per second per "
@@ -565,6 +568,9 @@ def serve(
         err.print(f"warroom: {ws.scenario.name!r} on http://{host}:{port} "
                   f"(store {ws.store.path}; docs at /docs)")
     uid_forces = None
+    if cot_forecasts and cot_port is None:
+        with _guard():
+            raise UsageError("--cot-forecasts needs --cot-port (forecasts go to CoT clients)")
     if cot_map:
         with _guard():
             pairs = [p.split("=", 1) for p in cot_map.split(",") if p.strip()]
@@ -574,7 +580,8 @@ def serve(
             uid_forces = {u.strip(): f.strip() for u, f in pairs}
     run_server(ws, host=host, port=port, samples=samples, log_level="warning", auth=auth,
                brief_every_h=_hours(brief_every) if brief_every else None, cot_port=cot_port,
-               cot_uid_forces=uid_forces, max_body_bytes=round(max_body_mb * 2**20),
+               cot_uid_forces=uid_forces, cot_forecasts=cot_forecasts,
+               max_body_bytes=round(max_body_mb * 2**20),
                rate_per_s=rate, burst=2 * rate, max_streams=max_streams)
 
 

@@ -66,6 +66,7 @@ class CotListener:
         self.read_size = read_size
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
 
     async def start(self) -> None:
         """Bind and start accepting connections."""
@@ -74,6 +75,27 @@ class CotListener:
         self._server = await asyncio.start_server(self._client, self.host, self.port)
         self.port = self._server.sockets[0].getsockname()[1]
         log.info("CoT listener on %s:%d", self.host, self.port)
+
+    @property
+    def clients(self) -> int:
+        """Connected clients."""
+        return len(self._writers)
+
+    def broadcast(self, data: bytes) -> int:
+        """Send ``data`` (CoT events) to every connected client; how many it went to. Call on
+        the listener's event loop. A client that cannot keep up (more than ``max_event`` bytes
+        unsent) is skipped this time rather than buffered without bound."""
+        sent = 0
+        for w in list(self._writers):
+            if w.is_closing() or w.transport.get_write_buffer_size() > self.max_event:
+                continue
+            w.write(data)
+            sent += 1
+        return sent
+
+    def broadcast_threadsafe(self, loop: asyncio.AbstractEventLoop) -> Any:
+        """A function any thread may call with bytes to :meth:`broadcast` them on ``loop``."""
+        return lambda data: loop.call_soon_threadsafe(self.broadcast, data)
 
     async def stop(self) -> None:
         """Stop accepting, end every connection (an event cut short is handed on as an
@@ -111,6 +133,7 @@ class CotListener:
         if task is not None:
             self._conns.add(task)
         peer = _peer(writer)
+        self._writers.add(writer)
         decoder = CotDecoder(self.fmt, self.max_event)
         log.info("CoT client %s connected", peer)
         try:
@@ -132,6 +155,7 @@ class CotListener:
         finally:
             if task is not None:
                 self._conns.discard(task)
+            self._writers.discard(writer)
             writer.close()
             with contextlib.suppress(ConnectionError, OSError, asyncio.CancelledError):
                 await writer.wait_closed()

@@ -1,5 +1,6 @@
 """Publish: render a briefing (data, see :mod:`warroom.brief`) to Markdown, HTML, JSON, PDF,
-with a map and an ETA chart. One module per renderer, registered in ``RENDERERS``."""
+with a map and an ETA chart, or its forecast as CoT for TAK clients. One module per renderer,
+registered in ``RENDERERS``."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ _FORMATS: dict[str, tuple[str, str]] = {  # key: (module, file suffix)
     "html": ("html", ".html"),
     "json": ("jsonfmt", ".json"),
     "pdf": ("pdf", ".pdf"),
+    "cot": ("cot", ".cot"),  # the forecast for TAK clients (Cursor-on-Target XML)
 }
 
 RENDERERS: dict[str, Renderer] = {key: _Lazy(mod) for key, (mod, _) in _FORMATS.items()}

@@ -63,6 +63,7 @@ from warroom.ingest.cot_format import CotFormat
 from warroom.ingest.pipeline import ingest_stream
 from warroom.keystore import KeyStore
 from warroom.publish import RENDERERS
+from warroom.publish.cot import render_bytes as cot_render
 from warroom.server import dashboard, data
 from warroom.server.auth import (
     DEFAULT_BURST,
@@ -92,7 +93,8 @@ MiB = 1 << 20
 MAX_SAMPLES = 100_000
 ALERT_STATES = ("pending", "firing", "resolved")
 CONTENT_TYPES = {"md": "text/markdown; charset=utf-8", "html": "text/html; charset=utf-8",
-                 "json": "application/json", "pdf": "application/pdf"}
+                 "json": "application/json", "pdf": "application/pdf",
+                 "cot": "application/xml"}
 _SLOT_NAME = re.compile(r"^(?:briefing-)?(\d{4}-\d{2}-\d{2})T(\d{2})(\d{2})Z$")
 
 SetQuery = Annotated[list[str] | None, Query(
@@ -167,7 +169,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                cot_port: int | None = None, assess_after_ingest: bool = True,
                event_hub: EventHub | None = None, ping_s: float = 15.0,
                max_streams: int = 100, cot_uid_forces: dict[str, str] | None = None,
-               assess_interval_s: float = 2.0) -> FastAPI:
+               assess_interval_s: float = 2.0, cot_forecasts: bool = False) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
     maps (and the default of ``GET /forecast``).
 
@@ -182,7 +184,9 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     fired it (under sustained ingest, at most one assessment per ``assess_interval_s``,
     covering everything that came in meanwhile). ``brief_every_h``: a scheduler writes a
     briefing at each slot, catching up missed ones (marked late). ``cot_port``: a CoT
-    listener for TAK clients on ``cot_host:cot_port``."""
+    listener for TAK clients on ``cot_host:cot_port``; with ``cot_forecasts`` it also sends its
+    clients the forecast as CoT (``how="m-p"``, :mod:`warroom.publish.cot`) after every
+    assessment and briefing."""
     store = workspace.store
     sc = workspace.scenario
     lock = threading.RLock()
@@ -217,6 +221,9 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         cot = (await start_cot(workspace, cot_host, cot_port, hub=hub, lock=lock,
                                fmt=CotFormat(uid_forces=cot_uid_forces))
                if cot_port is not None else None)
+        app.state.cot = cot  # the CoT listener (its port), or None
+        if cot is not None and cot_forecasts:
+            cot_out["push"] = cot.broadcast_threadsafe(asyncio.get_running_loop())
         try:
             yield
         finally:
@@ -264,6 +271,14 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return (build_briefing(sit, alerts, transitions, previous, at, late), alerts,
                 transitions)
 
+    cot_out: dict[str, Any] = {"push": None}
+
+    def push_cot(sit: Situation) -> None:
+        """The forecast of ``sit`` to every connected CoT client (``cot_forecasts``)."""
+        push = cot_out["push"]
+        if push is not None:
+            push(cot_render(sc, build_briefing(sit, {}, [], None, sit.as_of)))
+
     def save(alerts: dict[str, Alert], transitions: list[Transition]) -> None:
         with lock:
             store.save_alerts([a.as_dict() for a in alerts.values()],
@@ -279,6 +294,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             with lock:
                 store.save_briefing(slot, slot, late, b)
         hub.publish("briefing", briefing_event(b))
+        if cot_out["push"] is not None:
+            cot_out["push"](cot_render(sc, b))
         return b
 
     def last_slot() -> int | None:
@@ -295,6 +312,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                           if a["state"] != "resolved"}
             alerts, transitions = advance(stored, evaluate(sit, previous, acfg), now, acfg)
             save(alerts, transitions)
+        push_cot(sit)
 
     pending = {"running": False, "again": False}
     pending_lock = threading.Lock()
