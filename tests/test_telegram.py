@@ -548,3 +548,80 @@ def test_sent_at_defaults_to_now_and_time_window_is_inclusive(keys: KeyStore,
         with pytest.raises(TelegramError) as e:
             tg.verify(tg.make("fram", 1, [], fram, NOW + skew), keys, NOW)
         assert e.value.status == 422
+
+
+# -- group commit (the server's telegram writer) ------------------------------------------------
+def test_writer_lands_a_batch_in_one_commit_and_refuses_only_the_bad(
+        store: Store, validator: Validator, keys: KeyStore, fram: bytes) -> None:
+    """Telegrams that queue up while the store is busy land in one transaction; a forged one in
+    the middle is refused (and quarantined) exactly as alone; the others are all stored."""
+    import threading
+
+    from warroom.server.telegram_writer import TelegramWriter
+
+    lock = threading.RLock()
+    w = TelegramWriter(store, validator, keys, lock)
+    before = store.count_reports()
+    reps = [{**S1, "report_id": f"g{i}"} for i in range(20)]
+    bodies = [wire(tg.make("fram", i + 1, [r], fram, sent_at=NOW)) for i, r in enumerate(reps)]
+    forged = json.loads(bodies[10])
+    forged["payload"][0]["lat"] = -80.0  # changed after signing
+    bodies[10] = wire(forged)
+    with lock:  # the store is busy: everything queues
+        futs = [w.submit(b, NOW) for b in bodies]
+        time.sleep(0.2)
+        assert not any(f.done() for f in futs)  # nothing answered before its commit
+    results = []
+    for f in futs:
+        try:
+            results.append(f.result(timeout=30))
+        except TelegramError as e:
+            results.append(e)
+    w.close()
+    assert isinstance(results[10], TelegramError) and results[10].status == 401
+    assert all(r.accepted == 1 for i, r in enumerate(results) if i != 10)
+    assert w.batches <= 2 and w.landed == 20  # one waiting for the lock, then the rest
+    stored = {r.report_id for r in store.reports() if r.report_id.startswith("g")}
+    assert stored == {f"g{i}" for i in range(20)} - {"g10"}
+    assert store.count_reports() == before + 19
+    assert store.count_quarantined() == 1
+    assert keys.get("fram").last_seq == 20
+
+
+def test_writer_isolates_a_store_failure_and_fails_all_on_a_failed_commit(
+        store: Store, validator: Validator, keys: KeyStore, fram: bytes) -> None:
+    import sqlite3
+    import threading
+
+    from warroom.server.telegram_writer import TelegramWriter
+
+    lock = threading.RLock()
+    w = TelegramWriter(store, validator, keys, lock)
+    before = store.count_reports()
+    # the store fails on one report: only that telegram fails, its batch-mates land
+    store.conn.execute("CREATE TRIGGER bad_one BEFORE INSERT ON reports WHEN "
+                       "NEW.report_id = 'boom' BEGIN SELECT RAISE(ABORT, 'disk on fire'); END")
+    with lock:
+        futs = [w.submit(wire(tg.make("fram", i + 1, [{**S1, "report_id": rid}], fram,
+                                      sent_at=NOW)), NOW)
+                for i, rid in enumerate(["ok1", "boom", "ok2"])]
+    with pytest.raises(sqlite3.IntegrityError, match="disk on fire"):
+        futs[1].result(timeout=30)
+    assert futs[0].result(timeout=30).accepted == 1 and futs[2].result(timeout=30).accepted == 1
+    assert store.count_reports() == before + 2
+    # a commit that fails (a deferred constraint checked at COMMIT): nothing is acknowledged,
+    # nothing stored, the seq does not advance
+    store.conn.execute("CREATE TABLE audit (n INTEGER REFERENCES nowhere(id) "
+                       "DEFERRABLE INITIALLY DEFERRED)")
+    store.conn.execute("CREATE TABLE nowhere (id INTEGER PRIMARY KEY)")
+    store.conn.execute("CREATE TRIGGER audit_it AFTER INSERT ON telegrams "
+                       "BEGIN INSERT INTO audit VALUES (42); END")
+    with lock:
+        futs = [w.submit(wire(tg.make("fram", 10 + i, [{**S1, "report_id": f"c{i}"}], fram,
+                                      sent_at=NOW)), NOW) for i in range(3)]
+    for f in futs:
+        with pytest.raises(sqlite3.IntegrityError):
+            f.result(timeout=30)
+    w.close()
+    assert store.count_reports() == before + 2
+    assert keys.get("fram").last_seq == 3

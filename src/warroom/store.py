@@ -343,4 +343,14 @@ class _Tx:
         return self.conn
 
     def __exit__(self, exc_type: object, *_: object) -> None:
-        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        if exc_type:
+            self.conn.execute("ROLLBACK")
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except BaseException:
+            # a failed COMMIT (a deferred constraint, I/O) leaves the transaction open: end it,
+            # or its writes would linger in this connection and block the next BEGIN
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise

@@ -82,8 +82,9 @@ from warroom.server.events import (
     report_event,
 )
 from warroom.server.scheduler import BriefingScheduler
+from warroom.server.telegram_writer import TelegramWriter
 from warroom.situation import Situation, build_situation
-from warroom.telegram import TelegramError, accept
+from warroom.telegram import TelegramError
 from warroom.timeutil import TimeFormatError, parse_time, to_iso
 from warroom.workspace import Workspace
 
@@ -206,6 +207,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         """Route dependencies: a token of one of ``roles`` (or admin) when ``auth``."""
         return [] if authn is None else [Depends(authn.require(*roles))]
 
+    telegrams = TelegramWriter(store, plain, keys, lock)
     reporter = need("reporter")
     analyst = need("analyst")
 
@@ -233,11 +235,13 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                 await task
             if cot is not None:
                 await cot.stop()
+            await asyncio.to_thread(telegrams.close)
 
     app = FastAPI(title="warroom", version="1", lifespan=lifespan,
                   description="Where each force is, how fast it advances, and who reaches "
                               "each objective first.")
     app.state.hub = hub
+    app.state.telegrams = telegrams
     app.include_router(events_router(hub, ping_s=ping_s), dependencies=analyst)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -390,19 +394,16 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                 raise HTTPException(403, f"token {token.id} may not send reports of source(s) "
                                          f"{', '.join(refused)}; allowed: "
                                          f"{', '.join(token.sources)}")
-        if telegram:
-            res = await run_in_threadpool(ingest_telegram, body, now)
+        if telegram:  # group commit: see warroom.server.telegram_writer
+            try:
+                r = await asyncio.wrap_future(telegrams.submit(body, now))
+            except TelegramError as e:
+                raise HTTPException(e.status, e.reason) from None
+            res = counts(r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages,
+                         r.format)
             return landed(res, "telegram", now)
         res = await run_in_threadpool(ingest_file, io.BytesIO(body), now)
         return landed(res, "http", now)
-
-    def ingest_telegram(body: bytes, now: int) -> dict[str, Any]:
-        with lock:
-            try:
-                r = accept(store, plain, body, keys, now)
-            except TelegramError as e:
-                raise HTTPException(e.status, e.reason) from None
-        return counts(r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages, r.format)
 
     def ingest_file(stream: Any, now: int) -> dict[str, Any]:
         with lock:
