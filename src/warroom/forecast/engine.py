@@ -3,27 +3,39 @@
 Why event-driven: between events a sample moves at a constant speed along its route (or, past
 its supply range, along a closed-form logistics curve), so the time of the next event is
 computed exactly instead of stepping hours through empty road. Events: a regime switch (the
-estimate's Markov chain; the new regime draws a new speed), reaching a barrier (an objective:
-record the arrival; an obstacle: wait a log-normal delay; a halt line: stop if the order is
-obeyed and in force), or the horizon. Each loop iteration handles one event for every sample
-still running, as NumPy arrays over all samples of a chunk of forces; the loop runs as many
-times as the busiest sample has events (a few dozen), whatever the horizon, so memory does not
-grow with it.
+estimate's Markov chain; the new regime draws a new speed), or reaching an obstacle (wait a
+log-normal delay) or a halt line (stop if the order is obeyed and in force). Objectives are
+not events: a sample's arrival at an objective is read off the segment that passes it. A
+sample ends when its next event lies beyond the horizon.
+
+Samples flow through a fixed-width pipeline (``_WIDTH`` samples in flight, float32 state):
+each pass handles one event of every sample in flight, as NumPy arrays; a sample that ends
+frees its slot for the next one, so memory is the pipeline's width plus the results, whatever
+the horizon or the number of samples, and the arrays stay in the processor's cache. The
+branches of an event (switch or barrier) are computed for every slot and chosen bitwise,
+which is cheaper than splitting the slots. Long runs split the samples between threads
+(NumPy releases the GIL in its loops).
 
 Randomness: counter-based (:mod:`warroom.forecast.rng`): each draw is a hash of the seed, the
 force id, the sample, the event number and its purpose, so the output does not depend on the
-order forces are listed, on which other forces are simulated with them, nor on chunking; and
-nothing is drawn ahead, so memory is a few arrays per sample.
+order forces are listed, on which other forces are simulated with them, on the pipeline's
+width nor on the threads; and nothing is drawn ahead.
 
 Logistics: with supply base at ``b`` km and range ``D`` km, the speed at ``s`` is
-``v * min(1, D / (s - b))``; beyond ``b + D`` this gives ``(s - b)^2 = (s1 - b)^2 + 2 v D t``.
+``v * min(1, D / (s - b))``. In the "effective distance" ``e(s) = s`` up to ``b + D`` and
+``b + D + ((s - b)^2 - D^2) / (2 D)`` beyond, a sample moves at the constant ``v``: the
+travel time from ``s1`` to ``s2`` is ``(e(s2) - e(s1)) / v`` (the closed form of
+``ds / dt = v D / (s - b)``). The engine works in effective km and maps positions back.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import zlib
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from statistics import NormalDist
 
 import numpy as np
 
@@ -31,35 +43,402 @@ from warroom.forecast import rng
 from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import HALT, OBJECTIVE, OBSTACLE, ForcePlan
 
-_CHUNK_SAMPLES = 1_000_000  # samples simulated together (bounds memory)
-# random streams (purposes) of the counter-based generator
-_S_REG, _S_Z0, _S_SWITCH, _S_JUMP, _S_SPEED, _S_DELAY, _S_OBEY, _S_PACE = (
-    0, 2, 8, 10, 12, 16, 20, 22)
+_WIDTH = 16_384          # samples in flight per worker (state and scratch stay in cache)
+_BATCH = 65_536          # samples started at once (at least)
+_THREAD_MIN = 200_000    # samples below which one thread is quicker
+_F4, _U4, _IX = np.float32, np.uint32, np.intp
+_TWO_PI = np.float32(2.0 * np.pi)
+_START_WORDS = 2         # stream words read at the start; event j reads word 2 + j
+_WORDS2 = (np.arange(2, dtype=np.uint64) * rng.GOLDEN)[:, None]
 
 
-def _travel_time(s1: np.ndarray, s2: np.ndarray, v: np.ndarray, b: np.ndarray,
-                 d: np.ndarray) -> np.ndarray:
-    """Days to go from s1 to s2 (km) at nominal speed v (km/day) with logistics (b, d)."""
+def effective_km(s: np.ndarray, b: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Effective distance (km at full supply) of route position ``s`` with supply base at
+    ``b`` km and range ``d`` km (``b`` nan: no logistics)."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         sd = np.where(np.isnan(b), np.inf, b + d)
-        part1 = np.maximum(np.minimum(s2, sd) - s1, 0.0) / v
-        lo = np.maximum(s1, sd)
-        part2 = np.where(s2 > lo, ((s2 - b) ** 2 - (lo - b) ** 2) / (2.0 * v * d), 0.0)
-        t = part1 + part2
-    return np.where((v > 0) & np.isfinite(s2), t, np.inf)
+        return np.where(s <= sd, s, sd + ((s - b) ** 2 - d * d) / (2.0 * d))
 
 
-def _advance(s1: np.ndarray, v: np.ndarray, tau: np.ndarray, b: np.ndarray,
-             d: np.ndarray) -> np.ndarray:
-    """Position after tau days from s1 at nominal speed v with logistics (b, d)."""
+def route_km(e: np.ndarray, b: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The inverse of :func:`effective_km`: route position of effective distance ``e``."""
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         sd = np.where(np.isnan(b), np.inf, b + d)
-        lin = s1 + v * tau
-        t1 = np.where(s1 < sd, (sd - s1) / np.where(v > 0, v, 1.0), 0.0)
-        start = np.maximum(s1, sd)
-        curve = b + np.sqrt((start - b) ** 2 + 2.0 * v * d * np.maximum(tau - t1, 0.0))
-        out = np.where(lin <= sd, lin, curve)
-    return np.where(v > 0, out, s1)
+        return np.where(e <= sd, e, b + np.sqrt(d * d + 2.0 * d * (e - sd)))
+
+
+class _Tables:
+    """The per-force constants of one simulation, as flat arrays for gathers."""
+
+    def __init__(self, plans: Sequence[ForcePlan], params: ForecastParams,
+                 rates: np.ndarray) -> None:
+        nf = len(plans)
+        self.n = params.samples
+        self.horizon = float(params.horizon_days)
+        self.k_max = params.max_switches
+        self.no = max(1, max(len(p.objectives) for p in plans))
+        self.b = np.array([p.base_km for p in plans], dtype=float)
+        self.d = np.array([p.supply_free_km for p in plans], dtype=float)
+        # barriers that are events (obstacles, halt lines) and objectives, each in route order
+        evs = [np.flatnonzero(p.bar_kind != OBJECTIVE) for p in plans]
+        objs = [np.flatnonzero(p.bar_kind == OBJECTIVE) for p in plans]
+        self.ne = ne = max(len(e) for e in evs) + 1          # + a sentinel at infinity
+        self.nob = nob = max(len(o) for o in objs) + 1
+        ev_s = np.full((nf, ne), np.inf)
+        mu = np.full((nf, ne), -np.inf)      # log-median delay (days); -inf: no delay
+        sig = np.zeros((nf, ne))
+        p_obey = np.zeros((nf, ne))
+        start = np.full((nf, ne), -np.inf)
+        until = np.full((nf, ne), np.inf)
+        ob_s = np.full((nf, nob), np.inf)
+        ob_col = np.zeros((nf, nob), dtype=_IX)
+        for i, p in enumerate(plans):
+            e, o = evs[i], objs[i]
+            ev_s[i, :len(e)] = p.bar_s[e]
+            obs, halt = p.bar_kind[e] == OBSTACLE, p.bar_kind[e] == HALT
+            mu[i, :len(e)] = np.where(obs, p.bar_a[e], -np.inf)
+            sig[i, :len(e)] = np.where(obs, p.bar_b[e], 0.0)
+            p_obey[i, :len(e)] = np.where(halt, p.bar_a[e], 0.0)
+            start[i, :len(e)] = np.where(halt, p.bar_b[e], -np.inf)
+            until[i, :len(e)] = np.where(halt, p.bar_c[e], np.inf)
+            ob_s[i, :len(o)] = p.bar_s[o]
+            ob_col[i, :len(o)] = p.bar_a[o].astype(_IX)
+        self.ev_s_flat, self.ob_s_flat = ev_s.ravel(), ob_s.ravel()
+        # the sentinel after the last obstacle is the largest float32, not inf, so that where
+        # a sample is bound for it is finite and never reaches the objectives' sentinel (inf)
+        ev_u = effective_km(ev_s, self.b[:, None], self.d[:, None])
+        self.ev_u = np.minimum(ev_u, np.finfo(_F4).max).astype(_F4).ravel()
+        self.ob_u = effective_km(ob_s, self.b[:, None], self.d[:, None]).astype(_F4).ravel()
+        self.ob_col_flat = ob_col.ravel()
+        self.mu, self.sig = mu.astype(_F4).ravel(), sig.astype(_F4).ravel()
+        self.obey_z, self.start = _probit(p_obey).astype(_F4).ravel(), start.astype(_F4).ravel()
+        self.until = until.astype(_F4).ravel()
+        # the start: the estimate's posterior and regime probabilities, a column per force
+        x = np.stack([p.x for p in plans]).astype(float)
+        chol = np.stack([_chol(p.cov) for p in plans])
+        reg_cdf = np.stack([np.cumsum(p.regime / p.regime.sum()) for p in plans])
+        self.per_force = np.stack([
+            x[:, 0], x[:, 1], chol[:, 0, 0], chol[:, 0, 1], chol[:, 1, 0], chol[:, 1, 1],
+            [p.t0 for p in plans], [p.pace_sd for p in plans], reg_cdf[:, 0], reg_cdf[:, 1],
+            self.b, self.d])
+        self.base_keys = np.array([rng.force_base(params.seed, p.force) for p in plans],
+                                  dtype=np.uint64)
+        # speeds: log of each force's median per regime (halted: -inf, i.e. 0 km/day)
+        with np.errstate(divide="ignore"):
+            self.log_med = np.log(np.array([[0.0, p.advancing_kmpd, p.pursuit_kmpd]
+                                            for p in plans])).astype(_F4).ravel()
+        self.sigma = np.array([0.0, params.advancing_sigma, params.pursuit_sigma], dtype=_F4)
+        # the regime chain: holding times and where a switch leads
+        rates = np.asarray(rates, dtype=float)
+        exit_rate = -np.diag(rates)
+        with np.errstate(divide="ignore"):
+            self.inv_exit = np.where(exit_rate > 0, 1.0 / np.where(exit_rate > 0, exit_rate,
+                                                                   1.0), np.inf)
+        self.neg_inv_exit = (-self.inv_exit).astype(_F4)
+        jump = np.where(np.eye(3, dtype=bool), 0.0, rates) / np.where(exit_rate > 0, exit_rate,
+                                                                      1.0)[:, None]
+        # from regime r the chain jumps to the lower of the other two (jump_to[2r]) if a
+        # normal falls below jump_z[r], the probit of that jump's probability, else to the
+        # higher (jump_to[2r + 1])
+        to = np.array([[1, 2], [0, 2], [0, 1]])
+        self.jump_to = to.ravel().astype(_IX)
+        self.jump_z = _probit(jump[np.arange(3), to[:, 0]]).astype(_F4)
+
+
+def _probit(p: np.ndarray) -> np.ndarray:
+    """The standard normal quantile of each probability (0: -inf, 1: inf)."""
+    p = np.asarray(p, dtype=float)
+    out = np.empty_like(p)
+    dist = NormalDist()
+    for q in np.unique(p):
+        out[p == q] = (-math.inf if q <= 0 else math.inf if q >= 1 else dist.inv_cdf(float(q)))
+    return out
+
+
+def _select(mask: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``out = a where mask else b``, bitwise on float32 (``mask``: uint32 all ones or zeros;
+    ``out`` may be ``a`` but not ``b``); exact for inf and nan, and without np.where's
+    branches."""
+    ov, bv = out.view(_U4), b.view(_U4)
+    np.bitwise_xor(a.view(_U4), bv, out=ov)
+    np.bitwise_and(ov, mask, out=ov)
+    np.bitwise_xor(ov, bv, out=ov)
+    return out
+
+
+class _Pipeline:
+    """The samples ``[lo, hi)`` (global numbers: force * n + sample) in a pipeline of fixed
+    width; writes arrival times and snapshot positions (effective km) into shared arrays."""
+
+    STATE = ("t", "u", "v", "tsw", "lp", "reg", "eb", "ob", "fi3", "rowno", "k", "xk")
+
+    def __init__(self, tab: _Tables, lo: int, hi: int, arrival: np.ndarray,
+                 pos: np.ndarray | None, snaps: np.ndarray, width: int) -> None:
+        self.tab, self.next, self.end = tab, lo, hi
+        self.arrival, self.pos, self.snaps = arrival, pos, snaps
+        self.arrival_flat = arrival.reshape(-1)
+        self.h = _F4(tab.horizon)
+        self.w = w = max(1, min(width, hi - lo))
+        self.t, self.u = np.full(w, np.nan, _F4), np.zeros(w, _F4)   # nan time: idle slot
+        self.v, self.tsw = np.zeros(w, _F4), np.zeros(w, _F4)
+        self.lp = np.zeros(w, _F4)                    # log of the sample's own pace
+        self.reg, self.eb, self.ob = np.zeros(w, _IX), np.zeros(w, _IX), np.zeros(w, _IX)
+        self.fi3, self.rowno = np.zeros(w, _IX), np.zeros(w, _IX)  # row * objectives
+        self.k = np.ones(w, np.int32)                 # regime switches so far (+1)
+        self.xk = np.zeros(w, np.uint64)              # the sample's next stream word
+        self.batch = max(4 * w, _BATCH)               # samples started at once
+        self.res: dict[str, np.ndarray] = {}
+        self.res_at = self.res_n = 0
+        # scratch, reused every pass
+        self._f = np.empty((12, w), _F4)
+        self._m = np.empty((1, w), _U4)
+        self._b = np.empty((3, w), bool)
+        self._i = np.empty((2, w), _IX)
+        self._h = np.empty((2, w), np.uint64)
+        self._tmp = np.empty((2, w), np.uint64)
+
+    # -- the start of a sample ------------------------------------------------------------
+
+    def _start(self, a: int, b: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        """State of samples [a, b) at their start, and which of them are already done."""
+        tab, h = self.tab, self.tab.horizon
+        g = np.arange(a, b, dtype=_IX)
+        fi = g // tab.n
+        m = len(g)
+        counts = np.bincount(fi - fi[0])                  # samples are in force order
+        x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1, base, free = np.repeat(
+            tab.per_force[:, fi[0]:fi[-1] + 1], counts, axis=1)
+        with np.errstate(over="ignore"):
+            key = np.repeat(tab.base_keys[fi[0]:fi[-1] + 1], counts)
+            key += (g - fi * tab.n).astype(np.uint64) * rng.GOLDEN
+            tmp = np.empty((2, m), np.uint64)
+            key = rng.mix_into(key, key, tmp[0])
+            words = key + _WORDS2                          # stream words 0 and 1
+            rng.mix_into(words, words, tmp)
+        un = np.empty((3, 2, m), _F4)
+        rng.unit_triple(words, un[0], un[1], un[2], tmp, b_scale=2.0 * np.pi)
+        # word 0: regime, posterior angle, first holding time; word 1: posterior radius, pace
+        # angle, pace radius (Box-Muller: a radius sqrt(-2 ln u) and an angle per normal pair)
+        (a_reg, a_r), (th, a_pth), (a_hold, a_pr) = un
+        reg = (a_reg > rc0).astype(_IX)
+        reg += a_reg > rc1
+        r = np.log(np.stack([a_r, a_pr]))
+        r *= _F4(-2.0)
+        np.sqrt(r, out=r)
+        angles = np.stack([th, a_pth])
+        cos = np.cos(angles)
+        cos *= r
+        z1, zp = cos.astype(float)
+        z2 = (r[0] * np.sin(th)).astype(float)
+        s = x_s + c00 * z1 + c01 * z2
+        v0 = x_v + c10 * z1 + c11 * z2
+        t = np.where(np.isnan(t0), h, t0)
+        done = np.isnan(t0) | (t >= h)
+        np.maximum(s, 0.0, out=s)
+        np.maximum(v0, 0.0, out=v0)
+        v0 *= reg != 0
+        tsw = t - np.log(a_hold).astype(float) * tab.inv_exit.take(reg)
+        # barriers and objectives already behind the start
+        ev = fi * tab.ne
+        for _c in range(tab.ne - 1):
+            behind = tab.ev_s_flat.take(ev) <= s
+            if not behind.any():
+                break
+            ev += behind
+        ob = fi * tab.nob
+        for _c in range(tab.nob - 1):
+            behind = np.flatnonzero((tab.ob_s_flat.take(ob) <= s) & (t <= h))
+            if not behind.size:
+                break
+            self.arrival[g[behind], tab.ob_col_flat[ob[behind]]] = t[behind]
+            ob[behind] += 1
+        u = s.copy()
+        far = np.flatnonzero(s > base + free)          # beyond the supply range (nan: none)
+        if far.size:
+            u[far] = effective_km(s[far], base[far], free[far])
+        if self.pos is not None:   # a sample done at its start stays where it is
+            dn = np.flatnonzero(done)
+            self.pos[g[dn]] = np.where(np.isnan(t0[dn]), np.nan, u[dn])[:, None]
+        with np.errstate(over="ignore"):
+            xk = key + np.uint64(_START_WORDS) * rng.GOLDEN
+        state = {"t": t, "u": u, "v": v0, "tsw": tsw, "lp": pace_sd * zp,
+                 "reg": reg, "eb": ev, "ob": ob, "fi3": fi * 3, "rowno": g * tab.no,
+                 "k": np.ones(m, np.int32), "xk": xk}
+        return state, done
+
+    def _refill(self, slots: np.ndarray) -> None:
+        """Start the next samples in these free slots; slots left over go idle. Samples are
+        started in batches (a reservoir), which costs less than starting a few per pass."""
+        while slots.size:
+            if self.res_at >= self.res_n:
+                if self.next >= self.end:
+                    break
+                b = min(self.end, self.next + self.batch)
+                state, done = self._start(self.next, b)
+                self.next = b
+                keep = np.flatnonzero(~done) if done.any() else slice(None)
+                self.res = {name: np.ascontiguousarray(x[keep], dtype=getattr(self, name).dtype)
+                            for name, x in state.items()}
+                self.res_at, self.res_n = 0, len(self.res["t"])
+            k = min(slots.size, self.res_n - self.res_at)
+            put, slots = slots[:k], slots[k:]
+            for name in self.STATE:
+                getattr(self, name)[put] = self.res[name][self.res_at:self.res_at + k]
+            self.res_at += k
+        self.t[slots] = np.nan
+
+    def _exhausted(self) -> bool:
+        return self.next >= self.end and self.res_at >= self.res_n
+
+    # -- the passes -------------------------------------------------------------------------
+
+    def run(self) -> None:
+        tab = self.tab
+        self._refill(np.arange(self.w))
+        while True:
+            if self._exhausted():
+                live = np.flatnonzero(~np.isnan(self.t))
+                if live.size == 0:
+                    return
+                if live.size <= self.w // 2:   # compact: no work on idle slots
+                    for name in self.STATE:
+                        setattr(self, name, getattr(self, name)[live])
+                    self.w = live.size
+            self._pass(tab)
+
+    def _pass(self, tab: _Tables) -> None:
+        """One event of every sample in flight."""
+        w = self.w
+        t, u, v, tsw, h = self.t, self.u, self.v, self.tsw, self.h
+        ub, tb, sw, um, z, zs, th, lb, xs, xb, sg, e = self._f[:, :w]
+        mask = self._m[0, :w]
+        isb, fin, nb = self._b[:, :w]
+        new, idx = self._i[:, :w]
+        hh, tmp = self._h[0, :w], self._h[1, :w]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            # the next event: the next obstacle or line, or the next switch
+            tab.ev_u.take(self.eb, out=ub, mode="clip")
+            np.subtract(ub, u, out=tb)
+            np.divide(tb, v, out=tb)                          # inf (or nan) if v == 0
+            np.add(tb, t, out=tb)
+            np.less_equal(tb, tsw, out=isb)                   # a barrier comes first
+            np.negative(isb.view(np.uint8), out=mask, dtype=_U4)
+            np.maximum(t, tsw, out=sw)      # a switch inside a wait happens at its end
+            te = _select(mask, tb, sw, tb)                    # the event's time
+            np.greater(te, h, out=fin)                        # beyond the horizon: done
+            # where the sample is at the event (or the horizon if that comes first; a
+            # barrier beyond the horizon counts as reached, but arrivals past the horizon
+            # are dropped)
+            np.minimum(te, h, out=um)
+            np.subtract(um, t, out=um)
+            np.multiply(um, v, out=um)
+            np.add(um, u, out=um)
+            ue = _select(mask, ub, um, ub)
+            self._objectives(ue, sw)
+            if self.pos is not None:
+                self._snap_moving(te, fin)
+            # this event's word: a normal pair (z, zs) by Box-Muller, a log-uniform lb
+            rng.mix_into(self.xk, hh, tmp)
+            np.add(self.xk, rng.GOLDEN, out=self.xk)
+            rng.unit_triple(hh, z, th, lb, tmp, b_scale=2.0 * np.pi)
+            np.log(z, out=z)
+            np.multiply(z, _F4(-2.0), out=z)
+            np.sqrt(z, out=z)
+            np.sin(th, out=zs)
+            np.multiply(zs, z, out=zs)
+            np.cos(th, out=th)
+            np.multiply(z, th, out=z)
+            np.log(lb, out=lb)
+            # a switch: the jump chain's next regime (by zs), its speed (z), holding time (lb)
+            reg = self.reg
+            tab.jump_z.take(reg, out=xs, mode="clip")
+            np.greater(zs, xs, out=nb)
+            np.add(reg, reg, out=idx)
+            idx += nb
+            tab.jump_to.take(idx, out=new, mode="clip")
+            np.add(self.fi3, new, out=idx)
+            tab.log_med.take(idx, out=xs, mode="clip")
+            xs += self.lp
+            tab.sigma.take(new, out=sg, mode="clip")
+            sg *= z
+            xs += sg                                          # log of the new speed
+            tab.neg_inv_exit.take(new, out=sw, mode="clip")
+            sw *= lb
+            sw += te                                          # the next switch
+            # a barrier: an obstacle's delay (z); a halt line: none
+            tab.mu.take(self.eb, out=xb, mode="clip")
+            tab.sig.take(self.eb, out=sg, mode="clip")
+            sg *= z
+            xb += sg
+            _select(mask, xb, xs, xb)
+            np.exp(xb, out=e)                                 # a speed or a delay
+            # the new state
+            np.copyto(u, ue)
+            _select(mask, v, e, v)
+            _select(mask, tsw, sw, tsw)
+            ev = e.view(_U4)
+            ev &= mask
+            np.add(te, e, out=t)                              # the delay at a barrier
+            new -= reg                                        # the regime's change
+            np.logical_not(isb, out=nb)
+            new *= nb
+            reg += new
+            self.k += nb
+            if int(self.k.max()) >= tab.k_max:
+                tsw[self.k >= tab.k_max] = np.inf
+            # a halt line: stop there if the order is obeyed (zs below the probit of p_obey)
+            # and in force
+            np.equal(e, 0.0, out=nb)
+            nb &= isb
+            halt = np.flatnonzero(nb)
+            if halt.size:
+                halt = halt[~fin[halt]]
+                at = self.eb[halt]
+                he = te[halt]
+                until = tab.until[at]
+                stop = (zs[halt] < tab.obey_z[at]) & (he >= tab.start[at]) & (he < until)
+                t[halt[stop]] = until[stop]
+            self.eb += isb
+            if self.pos is not None:
+                self._snap_still(te, fin, isb)
+            done = np.flatnonzero(fin)
+            if done.size:
+                self._refill(done)
+
+    def _objectives(self, ue: np.ndarray, uo: np.ndarray) -> None:
+        """Arrivals at the objectives passed on the way to ``ue`` (``uo``: scratch); those
+        beyond the horizon are not arrivals."""
+        tab = self.tab
+        tab.ob_u.take(self.ob, out=uo, mode="clip")
+        hit = np.flatnonzero(uo <= ue)
+        while hit.size:
+            ob = self.ob[hit]
+            at = self.t[hit] + (uo[hit] - self.u[hit]) / self.v[hit]
+            ok = at <= self.h
+            self.arrival_flat[self.rowno[hit[ok]] + tab.ob_col_flat[ob[ok]]] = at[ok]
+            ob += 1
+            self.ob[hit] = ob
+            uo[hit] = tab.ob_u[ob]
+            hit = hit[uo[hit] <= ue[hit]]
+
+    def _snap_moving(self, te: np.ndarray, fin: np.ndarray) -> None:
+        """Positions at the snapshot times that fall in this pass's moving segment (a sample
+        that ends moves on at its speed; one whose time reached the horizon stays)."""
+        t, end = self.t, te.copy()
+        end[fin] = np.inf
+        end[t >= self.h] = t[t >= self.h]
+        for j, ts in enumerate(self.snaps):
+            hit = np.flatnonzero((t <= ts) & (ts < end))
+            if hit.size:
+                at = self.u[hit] + self.v[hit] * (_F4(ts) - t[hit])
+                self.pos[self.rowno[hit] // self.tab.no, j] = at
+
+    def _snap_still(self, te: np.ndarray, fin: np.ndarray, isb: np.ndarray) -> None:
+        """Positions at the snapshot times inside a wait at a barrier (after the event)."""
+        for j, ts in enumerate(self.snaps):
+            hit = np.flatnonzero(isb & ~fin & (te <= ts) & (ts < self.t))
+            if hit.size:
+                self.pos[self.rowno[hit] // self.tab.no, j] = self.u[hit]
 
 
 def simulate(plans: Sequence[ForcePlan], params: ForecastParams,
@@ -70,162 +449,43 @@ def simulate(plans: Sequence[ForcePlan], params: ForecastParams,
 
 
 def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.ndarray,
-                  snap_days: Sequence[float] = ()) -> tuple[list[np.ndarray], list[np.ndarray]]:
+                  snap_days: Sequence[float] = (), *, workers: int | None = None,
+                  width: int = _WIDTH) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Arrival times as :func:`simulate`, and each sample's position (km along its route) at
     the times ``snap_days`` (days after as_of), shape ``(samples, len(snap_days))`` per
-    force (nan for a force without an estimate)."""
+    force (nan for a force without an estimate).
+
+    ``workers``: threads (default: the machine's cores, for runs large enough to gain);
+    ``width``: samples in flight per thread. Neither changes the result."""
     n = params.samples
-    per_chunk = max(1, _CHUNK_SAMPLES // max(n, 1))
-    arrivals: list[np.ndarray] = []
+    if not plans or n <= 0:
+        return [np.empty((max(n, 0), len(p.objectives))) for p in plans], \
+            [np.empty((max(n, 0), len(snap_days))) for p in plans]
+    tab = _Tables(plans, params, rates)
+    total = len(plans) * n
+    arrival = np.full((total, tab.no), np.inf)
+    snaps = np.asarray(snap_days, dtype=float)
+    pos = np.full((total, snaps.size), np.nan, dtype=_F4) if snaps.size else None
+    if workers is None:
+        workers = min(os.cpu_count() or 1, max(1, total // _THREAD_MIN))
+    cuts = np.linspace(0, total, max(1, workers) + 1).astype(int)
+    runs = [_Pipeline(tab, int(a), int(b), arrival, pos, snaps, width)
+            for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
+    if len(runs) == 1:
+        runs[0].run()
+    else:
+        with ThreadPoolExecutor(len(runs)) as ex:
+            for f in [ex.submit(r.run) for r in runs]:
+                f.result()
+    arrivals = [arrival[i * n:(i + 1) * n, :len(p.objectives)] for i, p in enumerate(plans)]
     positions: list[np.ndarray] = []
-    for a in range(0, len(plans), per_chunk):
-        arr, pos = _simulate_chunk(plans[a:a + per_chunk], params, rates,
-                                   np.asarray(snap_days, dtype=float))
-        arrivals.extend(arr)
-        positions.extend(pos)
+    for i in range(len(plans)):
+        if pos is None:
+            positions.append(np.empty((n, 0)))
+            continue
+        pu = pos[i * n:(i + 1) * n].astype(float)
+        positions.append(route_km(pu, tab.b[i], tab.d[i]))
     return arrivals, positions
-
-
-def _simulate_chunk(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.ndarray,
-                    snaps: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    n, k_max, horizon = params.samples, params.max_switches, params.horizon_days
-    nf = len(plans)
-    m = nf * n
-    nb = max(1, max(len(p.bar_s) for p in plans))
-    no = max(1, max(len(p.objectives) for p in plans))
-    fi = np.repeat(np.arange(nf), n)
-    bar_s = np.full((nf, nb + 1), np.inf)
-    bar_kind = np.zeros((nf, nb + 1), dtype=np.int8)
-    bar_a = np.zeros((nf, nb + 1))
-    bar_b = np.zeros((nf, nb + 1))
-    bar_c = np.zeros((nf, nb + 1))
-    for i, p in enumerate(plans):
-        q = len(p.bar_s)
-        bar_s[i, :q], bar_kind[i, :q] = p.bar_s, p.bar_kind
-        bar_a[i, :q], bar_b[i, :q], bar_c[i, :q] = p.bar_a, p.bar_b, p.bar_c
-    adv = np.array([p.advancing_kmpd for p in plans])
-    pur = np.array([p.pursuit_kmpd for p in plans])
-    base = np.array([p.base_km for p in plans])
-    free = np.array([p.supply_free_km for p in plans])
-    keys = np.concatenate([rng.sample_keys(params.seed, p.force, n) for p in plans])
-
-    # Start: regime, s and v from the estimate's posterior at its last report.
-    exit_rate = -np.diag(rates)
-    jump = np.where(np.eye(3, dtype=bool), 0.0, rates) / np.where(exit_rate > 0, exit_rate,
-                                                                  1.0)[:, None]
-    jump_cdf = np.cumsum(jump, axis=1)
-    reg_cdf = np.stack([np.cumsum(p.regime / p.regime.sum()) for p in plans])[fi]
-    reg = np.minimum((rng.uniform(keys, 0, _S_REG)[:, None] > reg_cdf).sum(axis=1), 2)
-    z0 = np.stack([rng.normal(keys, 0, _S_Z0), rng.normal(keys, 0, _S_Z0 + 2)], axis=1)
-    chol = np.stack([_chol(p.cov) for p in plans])[fi]
-    x0 = np.stack([p.x for p in plans])[fi] + np.einsum("mij,mj->mi", chol, z0)
-    t0 = np.array([p.t0 for p in plans])[fi]
-    t = np.where(np.isnan(t0), horizon, t0)
-    s = np.maximum(x0[:, 0], 0.0)
-    v = np.where(reg == 0, 0.0, np.maximum(x0[:, 1], 0.0))
-    with np.errstate(divide="ignore"):  # a regime that is never left: no switch, ever
-        tsw = t + rng.exponential(keys, 0, _S_SWITCH) / exit_rate[reg]
-    k = np.ones(m, dtype=np.int64)
-    ptr = (bar_s[fi] <= s[:, None]).sum(axis=1)
-    arrival = np.full((m, no), np.inf)
-    behind = (bar_s[fi] <= s[:, None]) & (bar_kind[fi] == OBJECTIVE)
-    rr, cc = np.nonzero(behind)
-    arrival[rr, bar_a[fi[rr], cc].astype(int)] = t[rr]
-    done = np.isnan(t0) | (t >= horizon)
-
-    # each sample's own pace: the force's pace is known only so well (plan.pace_sd)
-    pace = np.exp(np.array([p.pace_sd for p in plans])[fi] * rng.normal(keys, 0, _S_PACE))
-
-    def speed(regime: np.ndarray, z: np.ndarray, f: np.ndarray,
-              rows: np.ndarray) -> np.ndarray:
-        return pace[rows] * np.where(regime == 0, 0.0, np.where(
-            regime == 1, adv[f] * np.exp(params.advancing_sigma * z),
-            pur[f] * np.exp(params.pursuit_sigma * z)))
-
-    pos = np.full((m, len(snaps)), np.nan)
-
-    def snapshot(rows: np.ndarray, t_from: np.ndarray, t_to: np.ndarray,
-                 moving: bool) -> None:
-        """Positions at the snapshot times in [t_from, t_to) of these rows."""
-        for j, ts in enumerate(snaps):
-            hit = (ts >= t_from) & (ts < t_to)
-            if hit.any():
-                r = rows[hit]
-                pos[r, j] = (_advance(s[r], v[r], ts - t[r], base[fi[r]], free[fi[r]])
-                             if moving else s[r])
-
-    for _ in range(nb + k_max + 2):  # one event per sample per pass
-        idx = np.flatnonzero(~done)
-        if idx.size == 0:
-            break
-        f, ti, si, vi, pi = fi[idx], t[idx], s[idx], v[idx], ptr[idx]
-        nb_s = bar_s[f, pi]
-        t_bar = ti + _travel_time(si, nb_s, vi, base[f], free[f])
-        t_sw = np.where(k[idx] < k_max, tsw[idx], np.inf)
-        at_bar = (t_bar <= t_sw) & (t_bar <= horizon)
-        at_sw = ~at_bar & (t_sw <= horizon)
-        finished = ~at_bar & ~at_sw
-        if snaps.size:
-            t_next = np.where(at_bar, t_bar, np.where(at_sw, np.maximum(t_sw, ti), np.inf))
-            snapshot(idx, ti, t_next, moving=True)
-        done[idx[finished]] = True
-
-        # a regime switch: move to the switch (not back in time if it fell inside a wait)
-        sw = idx[at_sw]
-        if sw.size:
-            f_sw = fi[sw]
-            new_t = np.maximum(t[sw], tsw[sw])
-            s[sw] = _advance(s[sw], v[sw], new_t - t[sw], base[f_sw], free[f_sw])
-            t[sw] = new_t
-            kk = k[sw]
-            ks = keys[sw]
-            u = rng.uniform(ks, kk, _S_JUMP)
-            reg[sw] = np.minimum((u[:, None] > jump_cdf[reg[sw]]).sum(axis=1), 2)
-            v[sw] = speed(reg[sw], rng.normal(ks, kk, _S_SPEED), f_sw, sw)
-            with np.errstate(divide="ignore"):
-                tsw[sw] = new_t + rng.exponential(ks, kk, _S_SWITCH) / exit_rate[reg[sw]]
-            k[sw] = kk + 1
-
-        # a barrier: arrive there, then act on its kind
-        br = idx[at_bar]
-        if br.size:
-            f_b, p_b = fi[br], ptr[br]
-            s[br] = bar_s[f_b, p_b]
-            t[br] = t_bar[at_bar]
-            kind = bar_kind[f_b, p_b]
-            obj = kind == OBJECTIVE
-            if obj.any():
-                rows, cols = br[obj], bar_a[f_b[obj], p_b[obj]].astype(int)
-                arrival[rows, cols] = np.minimum(arrival[rows, cols], t[rows])
-            obs = kind == OBSTACLE
-            if obs.any():
-                rows = br[obs]
-                mu, sig = bar_a[f_b[obs], p_b[obs]], bar_b[f_b[obs], p_b[obs]]
-                before = t[rows].copy()
-                t[rows] += np.exp(mu + sig * rng.normal(keys[rows], p_b[obs], _S_DELAY))
-                if snaps.size:
-                    snapshot(rows, before, t[rows], moving=False)
-            halt = kind == HALT
-            if halt.any():
-                rows, pb = br[halt], p_b[halt]
-                fh = f_b[halt]
-                stop = ((rng.uniform(keys[rows], pb, _S_OBEY) < bar_a[fh, pb])
-                        & (t[rows] >= bar_b[fh, pb])
-                        & (t[rows] < bar_c[fh, pb]))
-                until = bar_c[fh, pb]
-                before = t[rows].copy()
-                t[rows] = np.where(stop, until, t[rows])  # wait at the line until the order ends
-                if snaps.size:
-                    snapshot(rows, before, t[rows], moving=False)
-                done[rows[stop & ~np.isfinite(until)]] = True
-            ptr[br] = p_b + 1
-        done |= t >= horizon
-    arrival[arrival > horizon] = np.inf
-    if snaps.size:  # still unset: the sample stood still from its last event on
-        rows, cols = np.nonzero(np.isnan(pos))
-        pos[rows, cols] = np.where(np.isnan(t0[rows]), np.nan, s[rows])
-    return ([arrival[i * n:(i + 1) * n, :len(p.objectives)] for i, p in enumerate(plans)],
-            [pos[i * n:(i + 1) * n] for i in range(len(plans))])
 
 
 def condition_on_silence(plans: Sequence[ForcePlan], arrivals: list[np.ndarray],
