@@ -1,0 +1,265 @@
+"""Estimation and forecast of a large columnar archive, one bucket (partition) per task.
+
+The archive is :mod:`warroom.archive.bulk`'s: reports with ``s_km`` already along the route,
+partitioned by force hash. A task reads one bucket's columns (or a few buckets' as one batch:
+force, observed_at, received_at, s_km, uncertainty_km), keeps the reports received by
+``as_of`` (the bitemporal rule), estimates every force of the bucket with
+:func:`warroom.estimate.columnar.estimate_columns` (no Python object per report or force) and,
+if asked, forecasts each force's
+arrival at its race's objective with the forecast engine's own
+:func:`~warroom.forecast.engine.simulate_full` and
+:func:`~warroom.forecast.engine.silence_index` (the counter-based generator: the samples of a
+force are the same in any bucket, on any worker). The races are summarised once, over every
+bucket's arrival samples (:func:`race_odds`).
+
+At this scale the plans are simpler than :func:`warroom.forecast.plan.plan`'s: a straight route
+to one objective (no obstacles, halt lines or supply base), the prior speed medians (no pace
+learned from the smoothed history, which the columnar estimate does not keep), and the regime
+split of :func:`warroom.forecast.plan._start_regime` done on arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from warroom.estimate.columnar import ColumnarEstimate, estimate_columns
+from warroom.estimate.track import EstimateParams
+from warroom.forecast.engine import silence_index, simulate_full
+from warroom.forecast.params import ForecastParams
+from warroom.forecast.plan import OBJECTIVE, ForcePlan
+from warroom.timeutil import SECONDS_PER_DAY
+
+READ_COLUMNS = ["force", "observed_at", "received_at", "s_km", "uncertainty_km"]
+
+
+@dataclass
+class Bucket:
+    """One bucket's reports known as of the cut-off, as columns (force: row of ``forces``)."""
+
+    force: np.ndarray       # (R,) int64 index into the bucket's forces
+    t: np.ndarray           # (R,) days (UTC epoch seconds / 86400)
+    z: np.ndarray           # (R,) km along the route
+    sigma: np.ndarray       # (R,) km, 1-sigma
+    names: list[str]        # (F,) force ids
+    index: np.ndarray       # (F,) the forces' global indices
+    race: np.ndarray        # (F,)
+    objective_km: np.ndarray  # (F,)
+    read: int               # reports in the bucket (before the as-of cut)
+
+
+def _read(path: Path, columns: list[str], dictionary: list[str] | None = None) -> pa.Table:
+    # one thread: the engine runs buckets in parallel, not the columns of one
+    return pq.read_table(path, columns=columns, read_dictionary=dictionary, use_threads=False)
+
+
+def read_buckets(archive: str | Path, buckets: list[int], as_of: int) -> Bucket:
+    """Read several buckets as one (a task's share of the archive)."""
+    parts = [read_bucket(archive, b, as_of) for b in buckets]
+    offsets = np.cumsum([0] + [len(p.names) for p in parts])
+    return Bucket(
+        force=np.concatenate([p.force + o for p, o in zip(parts, offsets, strict=False)]),
+        t=np.concatenate([p.t for p in parts]), z=np.concatenate([p.z for p in parts]),
+        sigma=np.concatenate([p.sigma for p in parts]),
+        names=[n for p in parts for n in p.names],
+        index=np.concatenate([p.index for p in parts]),
+        race=np.concatenate([p.race for p in parts]),
+        objective_km=np.concatenate([p.objective_km for p in parts]),
+        read=sum(p.read for p in parts))
+
+
+def groups(buckets: list[int], reports: int, workers: int,
+           per_task: int = 400_000) -> list[list[int]]:
+    """Buckets in tasks of about ``per_task`` reports (fewer, larger batches cost less per
+    report), at least two tasks per worker while there are buckets enough to share."""
+    n = min(len(buckets), max(2 * workers, -(-reports // per_task)))
+    return [list(buckets[i::n]) for i in range(n)] if buckets else []
+
+
+def read_bucket(archive: str | Path, bucket: int, as_of: int) -> Bucket:
+    """Read a bucket and keep the reports received by ``as_of`` (UTC epoch seconds)."""
+    root = Path(archive)
+    rep = _read(root / "reports" / f"bucket={bucket}", READ_COLUMNS, ["force"])
+    frc = _read(root / "forces" / f"bucket={bucket}", ["force", "index", "race",
+                                                         "objective_km"])
+    received = rep.column("received_at").cast(pa.int64()).to_numpy() // 1000
+    keep = received <= as_of
+    enc = rep.column("force").unify_dictionaries().combine_chunks()
+    # report -> force row: the report's dictionary entry, looked up among the bucket's forces
+    row_of_entry = pc.index_in(enc.dictionary, value_set=frc.column("force")).to_numpy(
+        zero_copy_only=False)
+    if np.isnan(row_of_entry.astype(float)).any():
+        raise ValueError(f"{root}: bucket {bucket} has reports of forces it does not list")
+    force = row_of_entry.astype(np.int64)[enc.indices.to_numpy()]
+    observed = rep.column("observed_at").cast(pa.int64()).to_numpy() // 1000
+    return Bucket(
+        force=force[keep], t=observed[keep].astype(np.float64) / SECONDS_PER_DAY,
+        z=rep.column("s_km").to_numpy()[keep], sigma=rep.column("uncertainty_km").to_numpy()[keep],
+        names=frc.column("force").to_pylist(), index=frc.column("index").to_numpy(),
+        race=frc.column("race").to_numpy(), objective_km=frc.column("objective_km").to_numpy(),
+        read=rep.num_rows)
+
+
+@dataclass
+class BucketResult:
+    """What a task sends back: counts, seconds per phase, the worker's peak memory, and per
+    force its global index, race, estimate summary and (with a forecast) arrival samples."""
+
+    bucket: list[int]
+    read: int
+    known: int
+    forces: int
+    used: int
+    outliers: int
+    seconds: dict[str, float]
+    pid: int
+    peak_rss_mb: float
+    index: np.ndarray
+    race: np.ndarray
+    s: np.ndarray
+    v: np.ndarray
+    eta: np.ndarray | None = None        # (F, 3) days after as_of: p10, p50, p90 (inf beyond)
+    arrivals: np.ndarray | None = None   # (F, samples) float32 days after as_of
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def start_regime(mu: np.ndarray, v: np.ndarray, params: ForecastParams) -> np.ndarray:
+    """:func:`warroom.forecast.plan._start_regime` on arrays: the IMM's moving probability
+    split between advancing and pursuit by the present speed's likelihood under each speed
+    class (prior medians)."""
+    halted = mu[:, 0]
+    adv, pur = params.advancing_kmpd, params.pursuit_kmpd
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        lv = np.log(np.where(v > 0, v, 1.0))
+
+        def logpdf(med: float, sig: float) -> np.ndarray:
+            return -np.log(sig * np.where(v > 0, v, 1.0)) - 0.5 * ((lv - math.log(med)) / sig) ** 2
+
+        d = np.clip(logpdf(pur, params.pursuit_sigma) - logpdf(adv, params.advancing_sigma),
+                    -700.0, 700.0)
+        w_adv = 1.0 / (1.0 + np.exp(d))
+    moving = np.stack([halted, (1 - halted) * w_adv, (1 - halted) * (1 - w_adv)], axis=1)
+    still = np.where((halted >= 0.5)[:, None], np.array([1.0, 0.0, 0.0]),
+                     np.stack([halted, 1 - halted, np.zeros_like(halted)], axis=1))
+    return np.where((v > 0)[:, None], moving, still)
+
+
+def plans_of(b: Bucket, est: ColumnarEstimate, as_of: int,
+             params: ForecastParams) -> list[ForcePlan]:
+    """A plan per force with an estimate (see the module docstring for what is simpler)."""
+    regime = start_regime(est.mu, est.v, params)
+    t0 = est.last_t - as_of / SECONDS_PER_DAY
+    x = np.stack([est.s, est.v], axis=1)
+    # the same read-only barrier arrays for every plan (one objective, nothing else)
+    kind, zero = np.array([OBJECTIVE]), np.zeros(1)
+    kind.flags.writeable = zero.flags.writeable = False
+    out = []
+    kms, races, s, last = (b.objective_km.tolist(), b.race.tolist(), est.s.tolist(),
+                           est.last_t.tolist())
+    starts = t0.tolist()
+    for i in np.flatnonzero(est.n_used > 0).tolist():
+        km = kms[i]
+        oid = f"o{races[i]}"
+        # past it already: reached at its last report (plan() takes the smoothed track's
+        # first passage, which the columnar estimate does not keep)
+        reached = {oid: round(last[i] * SECONDS_PER_DAY)} if s[i] >= km else {}
+        out.append(ForcePlan(
+            force=b.names[i], t0=starts[i], x=x[i], cov=est.cov[i], regime=regime[i],
+            objectives=[oid], objective_km=[km], reached=reached,
+            bar_s=b.objective_km[i:i + 1], bar_kind=kind, bar_a=zero, bar_b=zero,
+            bar_c=zero, bar_name=[oid],
+            advancing_kmpd=params.advancing_kmpd, pursuit_kmpd=params.pursuit_kmpd,
+            pace_sd=params.pace_sigma))
+    return out
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def run_bucket(buckets: int | list[int], *, archive: str, as_of: int,
+               estimate_params: EstimateParams | None = None,
+               forecast_params: ForecastParams | None = None) -> BucketResult:
+    """Read, estimate and (with ``forecast_params``) forecast one bucket, or several as one
+    batch."""
+    ep = estimate_params or EstimateParams()
+    t0 = time.perf_counter()
+    bucket = buckets if isinstance(buckets, list) else [buckets]
+    b = read_buckets(archive, bucket, as_of)
+    t1 = time.perf_counter()
+    r = b.sigma**2 + ep.track_sigma_km**2
+    est = estimate_columns(b.force, b.t, b.z, r, len(b.names), params=ep)
+    t2 = time.perf_counter()
+    res = BucketResult(
+        bucket=bucket, read=b.read, known=len(b.t), forces=len(b.names),
+        used=int(est.n_used.sum()), outliers=int(est.n_outliers.sum()),
+        seconds={"read": t1 - t0, "estimate": t2 - t1}, pid=os.getpid(), peak_rss_mb=0.0,
+        index=b.index, race=b.race, s=est.s, v=est.v)
+    if forecast_params is not None:
+        fp = forecast_params
+        plans = plans_of(b, est, as_of, fp)
+        rates = np.asarray(ep.imm.rates, dtype=float)
+        arrivals, _ = simulate_full(plans, fp, rates, ())
+        keep = silence_index(plans, arrivals, fp.seed)
+        arr = np.full((len(b.names), fp.samples), np.inf, dtype=np.float32)
+        rows = np.flatnonzero(est.n_used > 0)
+        if rows.size:
+            arr[rows] = np.stack([
+                np.full(fp.samples, (p.reached[p.objectives[0]] - as_of) / SECONDS_PER_DAY)
+                if p.reached else a[i, 0]  # as the summary: a reached objective's time
+                for p, a, i in zip(plans, arrivals, keep, strict=True)])
+        res.arrivals = arr
+        res.eta = np.quantile(arr, [0.1, 0.5, 0.9], axis=1, method="inverted_cdf").T
+        res.seconds["forecast"] = time.perf_counter() - t2
+    res.peak_rss_mb = _peak_rss_mb()
+    return res
+
+
+def race_odds(results: list[BucketResult]) -> tuple[np.ndarray, np.ndarray]:
+    """P(first) of every force in its race, from all buckets' arrival samples together:
+    ``(global force index, P)`` sorted by index. A sample's winner is its earliest finite
+    arrival (nobody within the horizon: no winner)."""
+    index = np.concatenate([r.index for r in results])
+    race = np.concatenate([r.race for r in results])
+    arr = np.concatenate([r.arrivals for r in results if r.arrivals is not None])
+    order = np.lexsort((index, race))
+    race, index, arr = race[order], index[order], arr[order]
+    starts = np.flatnonzero(np.r_[True, race[1:] != race[:-1]])
+    first = np.minimum.reduceat(arr, starts, axis=0)
+    group = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(race)]))
+    win = (arr == first[group]) & np.isfinite(arr)
+    return index, win.mean(axis=1)
+
+
+def peer_bucket(buckets: int | list[int], *, archive: str, as_of: int) -> BucketResult:
+    """The peer: one plain NumPy pass over the same columns (read, as-of cut, group by force,
+    least-squares speed per force with ``bincount``), no filtering: the floor of what reading
+    and grouping the data costs."""
+    t0 = time.perf_counter()
+    bucket = buckets if isinstance(buckets, list) else [buckets]
+    b = read_buckets(archive, bucket, as_of)
+    t1 = time.perf_counter()
+    f, n_f = b.force, len(b.names)
+    n = np.bincount(f, minlength=n_f).astype(float)
+    st = np.bincount(f, b.t, n_f)
+    sz = np.bincount(f, b.z, n_f)
+    stt = np.bincount(f, b.t * b.t, n_f)
+    stz = np.bincount(f, b.t * b.z, n_f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = (n * stz - st * sz) / (n * stt - st * st)
+        s = (sz - v * st) / n + v * (as_of / SECONDS_PER_DAY)
+    t2 = time.perf_counter()
+    return BucketResult(bucket=bucket, read=b.read, known=len(b.t), forces=n_f,
+                        used=len(b.t), outliers=0, seconds={"read": t1 - t0,
+                                                            "estimate": t2 - t1},
+                        pid=os.getpid(), peak_rss_mb=_peak_rss_mb(), index=b.index,
+                        race=b.race, s=s, v=v)

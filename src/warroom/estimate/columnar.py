@@ -1,0 +1,191 @@
+"""The estimate stage over columns: arrays of reports in, arrays of force states out.
+
+For archives of millions of forces, where one Python object per force or report would cost
+more than the filtering itself. Input: one row per report, ``force`` (an index ``0..F-1``),
+``t`` (days, UTC epoch seconds / 86400), ``z`` (km along the force's route, already
+projected), ``r`` (measurement variance, km²) and ``valid`` (False: a report kept in the
+sequence but not used, like an off-axis one). Output: per force, the IMM's state at its last
+report used.
+
+The maths and the order of operations are those of :func:`warroom.estimate.track.estimate`
+(``tests/test_scale.py`` checks the two agree to the last bit on the same measurements):
+
+1. rows sorted by force, then time (stable: ties keep their input order), padded to
+   ``(F, N)`` with the last time repeated (``_pad`` in track.py);
+2. a diffuse prior anchored at the first valid report (``s`` sd ``prior_s_sd_km``, ``v``
+   0 ± ``prior_v_sd_kmpd``);
+3. outliers: the Kalman filter and RTS smoother, each report's leave-one-out chi-square
+   ``e² / (r - Ps00)``, the worst report of a force above the gate dropped and the force
+   refitted, until none is above it (at most ``max_outliers``). Forces are independent, so
+   after the first pass only the forces that lost a report are refitted, not all of them;
+4. the IMM over the reports kept, compacted (a left-out report does not split a step).
+
+Memory is bounded by ``block`` forces at a time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from warroom.estimate.imm import imm_filter
+from warroom.estimate.kalman import kalman_filter, rts_smoother
+from warroom.estimate.track import EstimateParams
+
+
+@dataclass
+class ColumnarEstimate:
+    """Per force (index ``0..F-1``): the IMM state at its last report used (km, km/day,
+    days). Forces without a report used have ``n_used == 0`` and NaN states."""
+
+    s: np.ndarray           # (F,) km along the route
+    v: np.ndarray           # (F,) km/day
+    cov: np.ndarray         # (F, 2, 2)
+    mu: np.ndarray          # (F, 3) regime probabilities: halted, advancing, pursuit
+    last_t: np.ndarray      # (F,) days, time of the last report used
+    n_reports: np.ndarray   # (F,) reports given
+    n_used: np.ndarray      # (F,) reports used
+    n_outliers: np.ndarray  # (F,) reports dropped as outliers
+
+    def __len__(self) -> int:
+        return len(self.s)
+
+
+def sort_rows(force: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """The order of rows by force, then time; ties keep their input order. (Archives usually
+    hold each force's reports in time order already: then a stable sort by force suffices,
+    which is many times cheaper than sorting by two keys.)"""
+    order = np.argsort(force, kind="stable")
+    fs, ts = force[order], t[order]
+    if ((fs[1:] == fs[:-1]) & (ts[1:] < ts[:-1])).any():
+        order = np.lexsort((t, force))
+    return order
+
+
+def pad(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarray,
+        n_forces: int, presorted: bool = False
+        ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(t, z, r, valid)`` as ``(F, N)`` arrays (rows sorted by time, padding: last time
+    repeated, z 0, r 1, not valid) and the counts per force (``presorted``: the rows are in
+    :func:`sort_rows` order already)."""
+    order = np.arange(len(force)) if presorted else sort_rows(force, t)
+    f = force[order]
+    counts = np.bincount(f, minlength=n_forces)
+    n = max(1, int(counts.max(initial=0)))
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    col = np.arange(len(f)) - starts[f]
+    tt = np.zeros((n_forces, n))
+    zz = np.zeros((n_forces, n))
+    rr = np.ones((n_forces, n))
+    vv = np.zeros((n_forces, n), dtype=bool)
+    tt[f, col] = t[order]
+    zz[f, col] = np.nan_to_num(z[order])
+    rr[f, col] = r[order]
+    vv[f, col] = valid[order] & np.isfinite(z[order])
+    has = counts > 0
+    last = tt[np.arange(n_forces), np.maximum(counts - 1, 0)]
+    tail = np.arange(n)[None, :] >= counts[:, None]
+    tt = np.where(tail & has[:, None], last[:, None], tt)
+    return tt, zz, rr, vv, counts
+
+
+def _prior(z: np.ndarray, valid: np.ndarray,
+           params: EstimateParams) -> tuple[np.ndarray, np.ndarray]:
+    f = len(z)
+    first = np.argmax(valid, axis=1)
+    s0 = np.where(valid.any(axis=1), z[np.arange(f), first], 0.0)
+    x0 = np.stack([s0, np.zeros(f)], axis=1)
+    p0 = np.zeros((f, 2, 2))
+    p0[:, 0, 0] = params.prior_s_sd_km**2
+    p0[:, 1, 1] = params.prior_v_sd_kmpd**2
+    return x0, p0
+
+
+def _chi2(t: np.ndarray, z: np.ndarray, r: np.ndarray, used: np.ndarray, x0: np.ndarray,
+          p0: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out chi-square of every used report (-inf elsewhere, and for forces with
+    two reports or fewer: a lone report cannot be contradicted), and the residuals."""
+    kf = kalman_filter(t, z, r, used, x0, p0, q)
+    xs, ps = rts_smoother(kf, t, q)
+    e = z - xs[..., 0]
+    var = np.maximum(r - ps[..., 0, 0], 1e-6 * r)
+    chi2 = np.where(used, e * e / var, -np.inf)
+    chi2 = np.where(used.sum(axis=1, keepdims=True) > 2, chi2, -np.inf)
+    return chi2, e
+
+
+def reject_outliers(t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarray,
+                    x0: np.ndarray, p0: np.ndarray, params: EstimateParams) -> np.ndarray:
+    """The reports kept (``(F, N)`` bool): the worst of each force above the gate dropped,
+    one per round, refitting only the forces that lost one."""
+    used = valid.copy()
+    active = np.arange(len(t))
+    for _ in range(params.max_outliers + 1):
+        if active.size == 0:
+            break
+        chi2, _ = _chi2(t[active], z[active], r[active], used[active], x0[active],
+                        p0[active], params.q_kf)
+        worst = np.argmax(chi2, axis=1)
+        hit = chi2[np.arange(active.size), worst] > params.gate
+        active, worst = active[hit], worst[hit]
+        used[active, worst] = False
+    return used
+
+
+def estimate_padded(t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarray,
+                    params: EstimateParams, counts: np.ndarray | None = None
+                    ) -> ColumnarEstimate:
+    """Estimate forces given as padded ``(F, N)`` arrays (see :func:`pad`; ``counts``: the
+    reports per force, default the valid ones)."""
+    f = len(t)
+    x0, p0 = _prior(z, valid, params)
+    used = reject_outliers(t, z, r, valid, x0, p0, params)
+    # The IMM sees only the reports kept, compacted to the front of each row.
+    order = np.argsort(~used, axis=1, kind="stable")
+    rows = np.arange(f)[:, None]
+    n_kept = used.sum(axis=1)
+    ct, cz, cr = t[rows, order], z[rows, order], r[rows, order]
+    cvalid = np.arange(t.shape[1])[None, :] < n_kept[:, None]
+    last_t = ct[np.arange(f), np.maximum(n_kept - 1, 0)]
+    ct = np.where(cvalid, ct, last_t[:, None])
+    imm = imm_filter(ct, cz, cr, cvalid, x0, p0, params=params.imm)
+    at = np.maximum(n_kept - 1, 0)
+    idx = np.arange(f)
+    none = n_kept == 0
+    s = np.where(none, np.nan, np.maximum(imm.x[idx, at, 0], 0.0))
+    v = np.where(none, np.nan, imm.x[idx, at, 1])
+    cov = np.where(none[:, None, None], np.nan, imm.P[idx, at])
+    mu = np.where(none[:, None], np.nan, imm.mu[idx, at])
+    return ColumnarEstimate(s=s, v=v, cov=cov, mu=mu, last_t=np.where(none, np.nan, last_t),
+                            n_reports=valid.sum(axis=1) if counts is None else counts,
+                            n_used=n_kept, n_outliers=(valid & ~used).sum(axis=1))
+
+
+def estimate_columns(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndarray,
+                     n_forces: int, valid: np.ndarray | None = None,
+                     params: EstimateParams | None = None,
+                     block: int = 32_768) -> ColumnarEstimate:
+    """Estimate ``n_forces`` forces from report columns (see the module docstring), ``block``
+    forces at a time."""
+    params = params or EstimateParams()
+    force = np.asarray(force, dtype=np.int64)
+    t = np.asarray(t, dtype=np.float64)
+    z = np.asarray(z, dtype=np.float64)
+    r = np.broadcast_to(np.asarray(r, dtype=np.float64), t.shape)
+    valid = np.ones(t.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    if len(force) and (force.min() < 0 or force.max() >= n_forces):
+        raise ValueError(f"force indices must lie in [0, {n_forces})")
+    order = sort_rows(force, t)
+    bounds = np.searchsorted(force[order], np.arange(0, n_forces + block, block))
+    parts: list[ColumnarEstimate] = []
+    for b, f0 in enumerate(range(0, max(n_forces, 1), block)):
+        nf = min(block, n_forces - f0)
+        if nf <= 0:
+            break
+        sel = order[bounds[b]:bounds[b + 1]]
+        tt, zz, rr, vv, counts = pad(force[sel] - f0, t[sel], z[sel], r[sel], valid[sel], nf,
+                                     presorted=True)
+        parts.append(estimate_padded(tt, zz, rr, vv, params, counts))
+    return ColumnarEstimate(*(np.concatenate([getattr(p, k) for p in parts])
+                              for k in ColumnarEstimate.__dataclass_fields__))
