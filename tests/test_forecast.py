@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -13,10 +15,11 @@ import pytest
 
 from warroom import scenario as scenario_mod
 from warroom.domain import Report, Scenario
-from warroom.estimate.track import estimate
-from warroom.forecast.engine import simulate
+from warroom.estimate.track import WARROOM_IMM, estimate
+from warroom.forecast.engine import simulate, simulate_full
 from warroom.forecast.params import ForecastParams, OverrideError, parse_overrides
-from warroom.forecast.plan import plan
+from warroom.forecast.plan import HALT as HALT_LINE
+from warroom.forecast.plan import OBJECTIVE, OBSTACLE, ForcePlan, plan
 from warroom.forecast.run import forecast
 from warroom.ingest.pipeline import ingest_stream
 from warroom.ingest.validate import Validator
@@ -187,3 +190,94 @@ def test_samples_beyond_horizon_are_null(pole: Scenario) -> None:
     o = f["forces"]["amundsen"]["objectives"]["pole"]
     assert o["eta"]["p50"] is None and o["p_within_horizon"] < 0.5
     assert np.isfinite(f["races"]["pole"]["nobody"])
+
+
+def _plan(force: str, bars: list[tuple[float, int, float, float, float]], *, v: float = 30.0,
+          cov: float = 0.0, regime: tuple[float, float, float] = (0.0, 1.0, 0.0),
+          base_km: float = math.nan, supply_free_km: float = math.inf) -> ForcePlan:
+    """A hand-made plan: start at km 0 at as_of with speed v (km/day)."""
+    bars = sorted(bars)
+    objectives = [f"o{int(b[2])}" for b in bars if b[1] == OBJECTIVE]
+    return ForcePlan(
+        force=force, t0=0.0, x=np.array([0.0, v]), cov=np.eye(2) * cov,
+        regime=np.array(regime), objectives=objectives,
+        objective_km=[b[0] for b in bars if b[1] == OBJECTIVE], reached={},
+        bar_s=np.array([b[0] for b in bars]), bar_kind=np.array([b[1] for b in bars]),
+        bar_a=np.array([b[2] for b in bars]), bar_b=np.array([b[3] for b in bars]),
+        bar_c=np.array([b[4] for b in bars]), advancing_kmpd=25.0, pursuit_kmpd=60.0,
+        base_km=base_km, supply_free_km=supply_free_km, pace_sd=0.5)
+
+
+def test_motion_matches_the_closed_forms() -> None:
+    """No regime switches (rates 0) and an exact start: every sample moves the same way, so
+    the arrivals are the model's formulas: constant speed up to the supply range, then
+    ``(s - b)^2 = (s1 - b)^2 + 2 v D t``; a halt line obeyed until its order ends."""
+    still = np.zeros((3, 3))
+    params = ForecastParams(samples=50, horizon_days=60.0, seed=1)
+    v, base, free = 30.0, -100.0, 400.0          # full speed up to km 300
+    free_run = _plan("a", [(150.0, OBJECTIVE, 0.0, 0.0, 0.0), (500.0, OBJECTIVE, 1.0, 0.0, 0.0)],
+                     v=v, base_km=base, supply_free_km=free)
+    halted = _plan("b", [(150.0, OBJECTIVE, 0.0, 0.0, 0.0), (100.0, HALT_LINE, 1.0, 0.0, 7.5)], v=v)
+    arr, pos = simulate_full([free_run, halted], params, still, (1.0, 12.0))
+    t300 = 300.0 / v
+    t500 = t300 + ((500.0 - base) ** 2 - (300.0 - base) ** 2) / (2 * v * free)
+    assert arr[0][:, 0] == pytest.approx(np.full(50, 150.0 / v), rel=1e-5)
+    assert arr[0][:, 1] == pytest.approx(np.full(50, t500), rel=1e-5)
+    assert pos[0][:, 0] == pytest.approx(np.full(50, v * 1.0), rel=1e-5)
+    s12 = base + math.sqrt((300.0 - base) ** 2 + 2 * v * free * (12.0 - t300))
+    assert pos[0][:, 1] == pytest.approx(np.full(50, s12), rel=1e-5)
+    # stopped at km 100 until day 7.5, then on at the same speed
+    assert arr[1][:, 0] == pytest.approx(np.full(50, 7.5 + 50.0 / v), rel=1e-5)
+    assert pos[1][:, 0] == pytest.approx(np.full(50, 30.0), rel=1e-5)
+
+
+def _mixed_plans() -> list[ForcePlan]:
+    bars = [(120.0, OBJECTIVE, 0.0, 0.0, 0.0), (60.0, OBSTACLE, math.log(0.5), 0.8, 0.0),
+            (200.0, OBSTACLE, math.log(1.0), 0.5, 0.0), (150.0, HALT_LINE, 0.5, 1.0, 20.0),
+            (400.0, OBJECTIVE, 1.0, 0.0, 0.0)]
+    return [_plan(f"f{i}", bars, v=10.0 + 7 * i, cov=20.0, regime=(0.2, 0.6, 0.2),
+                  base_km=0.0, supply_free_km=250.0) for i in range(4)]
+
+
+def test_a_forces_samples_do_not_depend_on_company_chunks_threads_or_sample_count() -> None:
+    """Counter-based randomness: sample i of a force draws from (seed, force, i, event,
+    purpose) only. So its arrivals and positions are the same whether the force is simulated
+    alone or with others, in any order, in pipelines of any width, on any number of threads,
+    and with more samples (an engine partitioned by force or by sample relies on this)."""
+    rates = np.asarray(WARROOM_IMM.rates)
+    ps = _mixed_plans()
+    params = ForecastParams(samples=3000, horizon_days=40.0, seed=9)
+    snaps = (1.0, 3.0)
+    alone_arr, alone_pos = simulate_full([ps[2]], params, rates, snaps)
+    assert 0.1 < np.isfinite(alone_arr[0]).mean() < 0.9   # events happen, and not all
+    runs = [simulate_full(ps[::-1], params, rates, snaps, width=257, workers=3),
+            simulate_full([ps[0], ps[2]], params, rates, snaps, width=4096, workers=1)]
+    for arr, pos in runs:   # ps[2] is second in both
+        assert np.array_equal(arr[1], alone_arr[0])
+        assert np.array_equal(pos[1], alone_pos[0], equal_nan=True)
+    more = simulate_full([ps[2]], dataclasses.replace(params, samples=5000), rates, snaps)
+    assert np.array_equal(more[0][0][:3000], alone_arr[0])
+    assert np.array_equal(more[1][0][:3000], alone_pos[0], equal_nan=True)
+    other_seed = simulate([ps[2]], dataclasses.replace(params, seed=10), rates)
+    assert not np.array_equal(other_seed[0], alone_arr[0])
+
+
+def test_switches_and_obstacles_follow_their_distributions() -> None:
+    """The engine's own draws against the model: holding times in a regime are exponential
+    with the chain's exit rate; an obstacle's delay is log-normal with its median and p90."""
+    rates = np.asarray(WARROOM_IMM.rates)
+    # halted at km 0, an objective at km 0.001: reached at the first switch out of halted,
+    # unless the first switch comes after the horizon
+    p = _plan("h", [(0.001, OBJECTIVE, 0.0, 0.0, 0.0)], v=0.0, regime=(1.0, 0.0, 0.0))
+    params = ForecastParams(samples=20000, horizon_days=1000.0, seed=3)
+    hold = simulate([p], params, rates)[0][:, 0]
+    exit_halted = -rates[0, 0]
+    assert np.isfinite(hold).mean() > 0.99
+    assert np.mean(hold) == pytest.approx(1 / exit_halted, rel=0.03)
+    assert np.median(hold) == pytest.approx(math.log(2) / exit_halted, rel=0.03)
+    # delay: median 12 h, p90 36 h, met at km 10 by a force at 100 km/day
+    mu, sig = math.log(0.5), math.log(3.0) / 1.2815515655446004
+    q = _plan("q", [(10.0, OBSTACLE, mu, sig, 0.0), (20.0, OBJECTIVE, 0.0, 0.0, 0.0)], v=100.0)
+    delay = simulate([q], params, np.zeros((3, 3)))[0][:, 0] - 0.2
+    assert np.median(delay) * 24 == pytest.approx(12.0, rel=0.03)
+    assert np.quantile(delay, 0.9) * 24 == pytest.approx(36.0, rel=0.04)

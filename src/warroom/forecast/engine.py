@@ -119,8 +119,9 @@ class _Tables:
         reg_cdf = np.stack([np.cumsum(p.regime / p.regime.sum()) for p in plans])
         self.per_force = np.stack([
             x[:, 0], x[:, 1], chol[:, 0, 0], chol[:, 0, 1], chol[:, 1, 0], chol[:, 1, 1],
-            [p.t0 for p in plans], [p.pace_sd for p in plans], reg_cdf[:, 0], reg_cdf[:, 1],
-            self.b, self.d])
+            [p.t0 for p in plans], [p.pace_sd for p in plans], reg_cdf[:, 0],
+            reg_cdf[:, 1]]).astype(_F4)
+        self.supplied = np.where(np.isnan(self.b), np.inf, self.b + self.d).astype(_F4)
         self.base_keys = np.array([rng.force_base(params.seed, p.force) for p in plans],
                                   dtype=np.uint64)
         # speeds: log of each force's median per regime (halted: -inf, i.e. 0 km/day)
@@ -201,12 +202,12 @@ class _Pipeline:
 
     def _start(self, a: int, b: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """State of samples [a, b) at their start, and which of them are already done."""
-        tab, h = self.tab, self.tab.horizon
+        tab, h = self.tab, self.h
         g = np.arange(a, b, dtype=_IX)
         fi = g // tab.n
         m = len(g)
         counts = np.bincount(fi - fi[0])                  # samples are in force order
-        x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1, base, free = np.repeat(
+        x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = np.repeat(
             tab.per_force[:, fi[0]:fi[-1] + 1], counts, axis=1)
         with np.errstate(over="ignore"):
             key = np.repeat(tab.base_keys[fi[0]:fi[-1] + 1], counts)
@@ -215,6 +216,7 @@ class _Pipeline:
             key = rng.mix_into(key, key, tmp[0])
             words = key + _WORDS2                          # stream words 0 and 1
             rng.mix_into(words, words, tmp)
+            key += np.uint64(_START_WORDS) * rng.GOLDEN    # where the events' words begin
         un = np.empty((3, 2, m), _F4)
         rng.unit_triple(words, un[0], un[1], un[2], tmp, b_scale=2.0 * np.pi)
         # word 0: regime, posterior angle, first holding time; word 1: posterior radius, pace
@@ -222,22 +224,32 @@ class _Pipeline:
         (a_reg, a_r), (th, a_pth), (a_hold, a_pr) = un
         reg = (a_reg > rc0).astype(_IX)
         reg += a_reg > rc1
-        r = np.log(np.stack([a_r, a_pr]))
+        r = un[0].copy()
+        r[0] = a_pr
+        r = np.log(r, out=r)
         r *= _F4(-2.0)
-        np.sqrt(r, out=r)
-        angles = np.stack([th, a_pth])
-        cos = np.cos(angles)
-        cos *= r
-        z1, zp = cos.astype(float)
-        z2 = (r[0] * np.sin(th)).astype(float)
-        s = x_s + c00 * z1 + c01 * z2
-        v0 = x_v + c10 * z1 + c11 * z2
-        t = np.where(np.isnan(t0), h, t0)
-        done = np.isnan(t0) | (t >= h)
+        np.sqrt(r, out=r)                                  # radii: posterior, pace
+        cos = np.cos(un[1])
+        cos *= r[::-1]
+        zp, z1 = cos                                       # pace, posterior
+        z2 = np.sin(th)
+        z2 *= r[1]
+        s = c00 * z1
+        s += c01 * z2
+        s += x_s
+        v = c10 * z1
+        v += c11 * z2
+        v += x_v
+        done = np.isnan(t0)
+        t = np.where(done, h, t0)
+        done |= t >= h
         np.maximum(s, 0.0, out=s)
-        np.maximum(v0, 0.0, out=v0)
-        v0 *= reg != 0
-        tsw = t - np.log(a_hold).astype(float) * tab.inv_exit.take(reg)
+        np.maximum(v, 0.0, out=v)
+        v *= reg != 0
+        tsw = np.log(a_hold)
+        tsw *= tab.neg_inv_exit.take(reg)
+        tsw += t
+        zp *= pace_sd                                      # log of the sample's own pace
         # barriers and objectives already behind the start
         ev = fi * tab.ne
         for _c in range(tab.ne - 1):
@@ -252,18 +264,16 @@ class _Pipeline:
                 break
             self.arrival[g[behind], tab.ob_col_flat[ob[behind]]] = t[behind]
             ob[behind] += 1
-        u = s.copy()
-        far = np.flatnonzero(s > base + free)          # beyond the supply range (nan: none)
+        far = np.flatnonzero(s > tab.supplied.take(fi))   # beyond the supply range
         if far.size:
-            u[far] = effective_km(s[far], base[far], free[far])
+            s[far] = effective_km(s[far].astype(float), tab.b[fi[far]], tab.d[fi[far]])
         if self.pos is not None:   # a sample done at its start stays where it is
             dn = np.flatnonzero(done)
-            self.pos[g[dn]] = np.where(np.isnan(t0[dn]), np.nan, u[dn])[:, None]
-        with np.errstate(over="ignore"):
-            xk = key + np.uint64(_START_WORDS) * rng.GOLDEN
-        state = {"t": t, "u": u, "v": v0, "tsw": tsw, "lp": pace_sd * zp,
-                 "reg": reg, "eb": ev, "ob": ob, "fi3": fi * 3, "rowno": g * tab.no,
-                 "k": np.ones(m, np.int32), "xk": xk}
+            self.pos[g[dn]] = np.where(np.isnan(t0[dn]), np.nan, s[dn])[:, None]
+        g *= tab.no
+        fi *= 3
+        state = {"t": t, "u": s, "v": v, "tsw": tsw, "lp": zp, "reg": reg, "eb": ev, "ob": ob,
+                 "fi3": fi, "rowno": g, "k": np.ones(m, np.int32), "xk": key}
         return state, done
 
     def _refill(self, slots: np.ndarray) -> None:
@@ -294,6 +304,9 @@ class _Pipeline:
 
     def run(self) -> None:
         tab = self.tab
+        self.arrival[self.next:self.end] = np.inf
+        if self.pos is not None:
+            self.pos[self.next:self.end] = np.nan
         self._refill(np.arange(self.w))
         while True:
             if self._exhausted():
@@ -463,11 +476,11 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
             [np.empty((max(n, 0), len(snap_days))) for p in plans]
     tab = _Tables(plans, params, rates)
     total = len(plans) * n
-    arrival = np.full((total, tab.no), np.inf)
+    arrival = np.empty((total, tab.no))        # each pipeline fills its own rows (first touch)
     snaps = np.asarray(snap_days, dtype=float)
-    pos = np.full((total, snaps.size), np.nan, dtype=_F4) if snaps.size else None
+    pos = np.empty((total, snaps.size), dtype=_F4) if snaps.size else None
     if workers is None:
-        workers = min(os.cpu_count() or 1, max(1, total // _THREAD_MIN))
+        workers = min(_cores(), max(1, total // _THREAD_MIN))
     cuts = np.linspace(0, total, max(1, workers) + 1).astype(int)
     runs = [_Pipeline(tab, int(a), int(b), arrival, pos, snaps, width)
             for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
@@ -486,6 +499,14 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
         pu = pos[i * n:(i + 1) * n].astype(float)
         positions.append(route_km(pu, tab.b[i], tab.d[i]))
     return arrivals, positions
+
+
+def _cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def condition_on_silence(plans: Sequence[ForcePlan], arrivals: list[np.ndarray],
