@@ -551,3 +551,10 @@ def quantile(x: np.ndarray, q: float) -> float:
     """The q-quantile of samples that may hold inf (no interpolation into inf)."""
     v = float(np.quantile(x, q, method="inverted_cdf"))
     return v if math.isfinite(v) else math.inf
+
+
+def quantiles(x: np.ndarray, qs: Sequence[float]) -> list[float]:
+    """:func:`quantile` at several levels, from one partial sort (np.quantile partitions
+    around all the levels' order statistics at once)."""
+    return [v if math.isfinite(v) else math.inf
+            for v in np.quantile(x, np.asarray(qs, dtype=float), method="inverted_cdf").tolist()]

@@ -31,7 +31,7 @@ import numpy as np
 
 from warroom.domain import Scenario
 from warroom.estimate.track import ForceEstimate
-from warroom.forecast.engine import quantile
+from warroom.forecast.engine import quantiles
 from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import HALT, ForcePlan
 from warroom.timeutil import SECONDS_PER_DAY, to_iso
@@ -67,7 +67,7 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
     del ours
     forces: dict[str, Any] = {}
     arrive: dict[str, dict[str, np.ndarray]] = {}
-    for p, arr in zip(plans, arrivals, strict=True):
+    for i, (p, arr) in enumerate(zip(plans, arrivals, strict=True)):
         est = estimates[p.force]
         force = scenario.forces[p.force]
         is_ours = scenario.perspective is not None and force.side == scenario.perspective
@@ -80,10 +80,11 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
                 a = np.full_like(a, (reached - as_of) / SECONDS_PER_DAY)
             arrive.setdefault(oid, {})[p.force] = a
             planned = own.get((p.force, oid)) if is_ours else ours_min.get(oid)
+            levels = dict(zip(ETA_LEVELS, quantiles(a, ETA_LEVELS), strict=True))
             entry: dict[str, Any] = {
                 "km_to_go": None if est.s_km is None
                 else round(max(0.0, p.objective_km[col] - est.s_km), 1),
-                "eta": {k: _iso_days(as_of, quantile(a, q))
+                "eta": {k: _iso_days(as_of, levels[q])
                         for k, q in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))},
                 "p_within_horizon": round(float(np.mean(np.isfinite(a))), 4),
                 "p_before_timetable": None,
@@ -91,7 +92,7 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
                 "planned": to_iso(planned) if planned is not None else None,
                 "timetable_of": None if planned is None else ("own" if is_ours else "ours"),
             }
-            entry["eta_days"] = [_days(quantile(a, q)) for q in ETA_LEVELS]
+            entry["eta_days"] = [_days(levels[q]) for q in ETA_LEVELS]
             if reached is not None:
                 entry["km_to_go"] = 0.0
                 entry["eta"] = {k: to_iso(reached) for k in ("p10", "p50", "p90")}
@@ -103,9 +104,11 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
         fan = None
         lines: dict[str, Any] = {}
         if positions is not None and est.s_km is not None:
-            pos = positions[plans.index(p)]
-            fan = {label: {k: round(float(np.quantile(pos[:, j], q)), 1)
-                           for k, q in (("p10", 0.1), ("p50", 0.5), ("p90", 0.9))}
+            pos = positions[i]
+            fan = {label: dict(zip(("p10", "p50", "p90"),
+                                   (round(float(x), 1)
+                                    for x in np.quantile(pos[:, j], (0.1, 0.5, 0.9))),
+                                   strict=True))
                    for j, label in ((0, "24h"), (2, "72h"))}
             lines = {}
             for b, kind in enumerate(p.bar_kind):
