@@ -182,6 +182,26 @@ def test_bad_rows_are_quarantined_by_file_row_and_field(tmp_path: Path, store: S
     assert [r.report_id for r in store.reports()] == ["ok"]
 
 
+def test_times_without_a_zone_are_refused(tmp_path: Path, store: Store,
+                                          validator: Any) -> None:
+    naive = pa.array([datetime(1911, 12, 1, 12)], type=pa.timestamp("us"))
+    berlin = pa.array([datetime(1911, 12, 1, 12, tzinfo=UTC)],
+                      type=pa.timestamp("us", tz="Europe/Berlin"))
+    base = {"source": ["fram"], "force": ["amundsen"], "lat": [-88.0], "lon": [160.0]}
+    pq.write_table(pa.table({**base, "report_id": ["n"], "observed_at": naive}),
+                   tmp_path / "naive.parquet")
+    pq.write_table(pa.table({**base, "report_id": ["z"], "observed_at": berlin}),
+                   tmp_path / "zoned.parquet")
+    res = ingest_parquet(store, validator, tmp_path / "naive.parquet")
+    assert res.quarantined == 1
+    assert "naive.parquet row 1, observed_at: '1911-12-01T12:00:00' has no zone" \
+        in res.messages[0]
+    res = ingest_parquet(store, validator, tmp_path / "zoned.parquet")
+    assert res.accepted == 1  # any zone is an instant: stored as UTC
+    assert store.reports()[0].observed_at == datetime(1911, 12, 1, 12,
+                                                      tzinfo=UTC).timestamp()
+
+
 def test_unreadable_archive_is_an_archive_error(tmp_path: Path, store: Store,
                                                 validator: Any) -> None:
     (tmp_path / "junk").mkdir()

@@ -209,6 +209,10 @@ def _columns(batch: pa.RecordBatch) -> tuple[dict[str, list[Any]], dict[str, lis
     secs: dict[str, list[int | None]] = {}
     for name in batch.schema.names:
         col = batch.column(name)
+        if pa.types.is_timestamp(col.type) and col.type.tz is None:
+            # a zone-less time is refused, as in every format: say what it was, without one
+            values[name] = [None if v is None else v.isoformat() for v in col.to_pylist()]
+            continue
         s = _seconds(col)
         if s is not None:
             secs[name] = s
