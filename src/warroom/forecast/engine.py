@@ -80,10 +80,15 @@ class _Tables:
         self.b = np.array([p.base_km for p in plans], dtype=float)
         self.d = np.array([p.supply_free_km for p in plans], dtype=float)
         # barriers that are events (obstacles, halt lines) and objectives, each in route order
-        evs = [np.flatnonzero(p.bar_kind != OBJECTIVE) for p in plans]
-        objs = [np.flatnonzero(p.bar_kind == OBJECTIVE) for p in plans]
-        self.ne = ne = max(len(e) for e in evs) + 1          # + a sentinel at infinity
-        self.nob = nob = max(len(o) for o in objs) + 1
+        fid = np.repeat(np.arange(nf), [len(p.bar_s) for p in plans])
+        bar_s, kind, bar_a, bar_b, bar_c = (
+            np.concatenate([np.asarray(getattr(p, f), dtype=float) for p in plans]
+                           + [np.empty(0)])
+            for f in ("bar_s", "bar_kind", "bar_a", "bar_b", "bar_c"))
+        is_obj = kind == OBJECTIVE
+        ev, ob = np.flatnonzero(~is_obj), np.flatnonzero(is_obj)
+        self.ne = ne = int(np.bincount(fid[ev], minlength=nf).max(initial=0)) + 1  # + sentinel
+        self.nob = nob = int(np.bincount(fid[ob], minlength=nf).max(initial=0)) + 1
         ev_s = np.full((nf, ne), np.inf)
         mu = np.full((nf, ne), -np.inf)      # log-median delay (days); -inf: no delay
         sig = np.zeros((nf, ne))
@@ -92,17 +97,18 @@ class _Tables:
         until = np.full((nf, ne), np.inf)
         ob_s = np.full((nf, nob), np.inf)
         ob_col = np.zeros((nf, nob), dtype=_IX)
-        for i, p in enumerate(plans):
-            e, o = evs[i], objs[i]
-            ev_s[i, :len(e)] = p.bar_s[e]
-            obs, halt = p.bar_kind[e] == OBSTACLE, p.bar_kind[e] == HALT
-            mu[i, :len(e)] = np.where(obs, p.bar_a[e], -np.inf)
-            sig[i, :len(e)] = np.where(obs, p.bar_b[e], 0.0)
-            p_obey[i, :len(e)] = np.where(halt, p.bar_a[e], 0.0)
-            start[i, :len(e)] = np.where(halt, p.bar_b[e], -np.inf)
-            until[i, :len(e)] = np.where(halt, p.bar_c[e], np.inf)
-            ob_s[i, :len(o)] = p.bar_s[o]
-            ob_col[i, :len(o)] = p.bar_a[o].astype(_IX)
+        fe, fo = fid[ev], fid[ob]
+        at_e = (fe, np.arange(ev.size) - np.searchsorted(fe, fe))   # (force, rank in force)
+        at_o = (fo, np.arange(ob.size) - np.searchsorted(fo, fo))
+        obs, halt = kind[ev] == OBSTACLE, kind[ev] == HALT
+        ev_s[at_e] = bar_s[ev]
+        mu[at_e] = np.where(obs, bar_a[ev], -np.inf)
+        sig[at_e] = np.where(obs, bar_b[ev], 0.0)
+        p_obey[at_e] = np.where(halt, bar_a[ev], 0.0)
+        start[at_e] = np.where(halt, bar_b[ev], -np.inf)
+        until[at_e] = np.where(halt, bar_c[ev], np.inf)
+        ob_s[at_o] = bar_s[ob]
+        ob_col[at_o] = bar_a[ob].astype(_IX)
         self.ev_s_flat, self.ob_s_flat = ev_s.ravel(), ob_s.ravel()
         # the sentinel after the last obstacle is the largest float32, not inf, so that where
         # a sample is bound for it is finite and never reaches the objectives' sentinel (inf)
@@ -115,15 +121,15 @@ class _Tables:
         self.until = until.astype(_F4).ravel()
         # the start: the estimate's posterior and regime probabilities, a column per force
         x = np.stack([p.x for p in plans]).astype(float)
-        chol = np.stack([_chol(p.cov) for p in plans])
-        reg_cdf = np.stack([np.cumsum(p.regime / p.regime.sum()) for p in plans])
+        chol = _chol(np.stack([p.cov for p in plans]).astype(float))
+        regime = np.stack([p.regime for p in plans]).astype(float)
+        reg_cdf = np.cumsum(regime / regime.sum(axis=1, keepdims=True), axis=1)
         self.per_force = np.stack([
             x[:, 0], x[:, 1], chol[:, 0, 0], chol[:, 0, 1], chol[:, 1, 0], chol[:, 1, 1],
             [p.t0 for p in plans], [p.pace_sd for p in plans], reg_cdf[:, 0],
             reg_cdf[:, 1]]).astype(_F4)
         self.supplied = np.where(np.isnan(self.b), np.inf, self.b + self.d).astype(_F4)
-        self.base_keys = np.array([rng.force_base(params.seed, p.force) for p in plans],
-                                  dtype=np.uint64)
+        self.base_keys = rng.force_bases(params.seed, [p.force for p in plans])
         # speeds: log of each force's median per regime (halted: -inf, i.e. 0 km/day)
         with np.errstate(divide="ignore"):
             self.log_med = np.log(np.array([[0.0, p.advancing_kmpd, p.pursuit_kmpd]
@@ -192,7 +198,7 @@ class _Pipeline:
         self.res_at = self.res_n = 0
         # scratch, reused every pass
         self._f = np.empty((12, w), _F4)
-        self._m = np.empty((1, w), _U4)
+        self._m = np.empty((2, w), _U4)
         self._b = np.empty((3, w), bool)
         self._i = np.empty((2, w), _IX)
         self._h = np.empty((2, w), np.uint64)
@@ -202,16 +208,18 @@ class _Pipeline:
 
     def _start(self, a: int, b: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
         """State of samples [a, b) at their start, and which of them are already done."""
-        tab, h = self.tab, self.h
-        g = np.arange(a, b, dtype=_IX)
-        fi = g // tab.n
-        m = len(g)
-        counts = np.bincount(fi - fi[0])                  # samples are in force order
+        tab, h, n = self.tab, self.h, self.tab.n
+        m = b - a
+        forces = np.arange(a // n, (b - 1) // n + 1)      # samples are in force order
+        counts = np.minimum(b, forces * n + n) - np.maximum(a, forces * n)
+        fi = np.repeat(forces, counts)
         x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = np.repeat(
-            tab.per_force[:, fi[0]:fi[-1] + 1], counts, axis=1)
+            tab.per_force[:, forces[0]:forces[-1] + 1], counts, axis=1)
+        g = np.arange(a, b, dtype=_IX)
         with np.errstate(over="ignore"):
-            key = np.repeat(tab.base_keys[fi[0]:fi[-1] + 1], counts)
-            key += (g - fi * tab.n).astype(np.uint64) * rng.GOLDEN
+            key = (g - fi * n).astype(np.uint64)           # the sample's number in its force
+            key *= rng.GOLDEN
+            key += np.repeat(tab.base_keys[forces[0]:forces[-1] + 1], counts)
             tmp = np.empty((2, m), np.uint64)
             key = rng.mix_into(key, key, tmp[0])
             words = key + _WORDS2                          # stream words 0 and 1
@@ -219,21 +227,17 @@ class _Pipeline:
             key += np.uint64(_START_WORDS) * rng.GOLDEN    # where the events' words begin
         un = np.empty((3, 2, m), _F4)
         rng.unit_triple(words, un[0], un[1], un[2], tmp, b_scale=2.0 * np.pi)
-        # word 0: regime, posterior angle, first holding time; word 1: posterior radius, pace
-        # angle, pace radius (Box-Muller: a radius sqrt(-2 ln u) and an angle per normal pair)
-        (a_reg, a_r), (th, a_pth), (a_hold, a_pr) = un
+        # word 0: posterior draw radius and angle, regime; word 1: pace radius and angle,
+        # first holding time (Box-Muller: sqrt(-2 ln u) times the cosine or sine of an angle)
+        r = np.log(un[0])
+        r *= _F4(-2.0)
+        np.sqrt(r, out=r)
+        z1, zp = np.cos(un[1]) * r
+        z2 = np.sin(un[1, 0])
+        z2 *= r[0]
+        a_reg, a_hold = un[2]
         reg = (a_reg > rc0).astype(_IX)
         reg += a_reg > rc1
-        r = un[0].copy()
-        r[0] = a_pr
-        r = np.log(r, out=r)
-        r *= _F4(-2.0)
-        np.sqrt(r, out=r)                                  # radii: posterior, pace
-        cos = np.cos(un[1])
-        cos *= r[::-1]
-        zp, z1 = cos                                       # pace, posterior
-        z2 = np.sin(th)
-        z2 *= r[1]
         s = c00 * z1
         s += c01 * z2
         s += x_s
@@ -324,7 +328,7 @@ class _Pipeline:
         w = self.w
         t, u, v, tsw, h = self.t, self.u, self.v, self.tsw, self.h
         ub, tb, sw, um, z, zs, th, lb, xs, xb, sg, e = self._f[:, :w]
-        mask = self._m[0, :w]
+        mask, mb = self._m[:, :w]
         isb, fin, nb = self._b[:, :w]
         new, idx = self._i[:, :w]
         hh, tmp = self._h[0, :w], self._h[1, :w]
@@ -336,17 +340,20 @@ class _Pipeline:
             np.add(tb, t, out=tb)
             np.less_equal(tb, tsw, out=isb)                   # a barrier comes first
             np.negative(isb.view(np.uint8), out=mask, dtype=_U4)
-            np.maximum(t, tsw, out=sw)      # a switch inside a wait happens at its end
-            te = _select(mask, tb, sw, tb)                    # the event's time
+            # the event's time: the barrier's, or the switch's (tb >= t; a switch that fell
+            # inside a wait happens at its end; fmin: tb is nan where v = 0 at a barrier)
+            te = np.fmin(tb, tsw, out=tb)
+            np.maximum(te, t, out=te)
             np.greater(te, h, out=fin)                        # beyond the horizon: done
-            # where the sample is at the event (or the horizon if that comes first; a
-            # barrier beyond the horizon counts as reached, but arrivals past the horizon
-            # are dropped)
+            # where the sample is at the event, or at the horizon if that comes first
             np.minimum(te, h, out=um)
             np.subtract(um, t, out=um)
             np.multiply(um, v, out=um)
             np.add(um, u, out=um)
-            ue = _select(mask, ub, um, ub)
+            np.logical_not(fin, out=nb)
+            nb &= isb
+            np.negative(nb.view(np.uint8), out=mb, dtype=_U4)
+            ue = _select(mb, ub, um, ub)
             self._objectives(ue, sw)
             if self.pos is not None:
                 self._snap_moving(te, fin)
@@ -419,20 +426,25 @@ class _Pipeline:
                 self._refill(done)
 
     def _objectives(self, ue: np.ndarray, uo: np.ndarray) -> None:
-        """Arrivals at the objectives passed on the way to ``ue`` (``uo``: scratch); those
-        beyond the horizon are not arrivals."""
+        """Arrivals at the objectives passed on the way to ``ue`` (``uo``: scratch)."""
         tab = self.tab
         tab.ob_u.take(self.ob, out=uo, mode="clip")
         hit = np.flatnonzero(uo <= ue)
-        while hit.size:
-            ob = self.ob[hit]
-            at = self.t[hit] + (uo[hit] - self.u[hit]) / self.v[hit]
-            ok = at <= self.h
-            self.arrival_flat[self.rowno[hit[ok]] + tab.ob_col_flat[ob[ok]]] = at[ok]
+        if not hit.size:
+            return
+        ob, uoh, ueh = self.ob[hit], uo[hit], ue[hit]
+        th, uh, vh, rn = self.t[hit], self.u[hit], self.v[hit], self.rowno[hit]
+        while True:
+            at = np.minimum(th + (uoh - uh) / vh, self.h)   # (<= h but for rounding)
+            self.arrival_flat[rn + tab.ob_col_flat[ob]] = at
             ob += 1
             self.ob[hit] = ob
-            uo[hit] = tab.ob_u[ob]
-            hit = hit[uo[hit] <= ue[hit]]
+            uoh = tab.ob_u[ob]
+            more = np.flatnonzero(uoh <= ueh)                # two objectives in one segment
+            if not more.size:
+                return
+            hit, ob, uoh, ueh = hit[more], ob[more], uoh[more], ueh[more]
+            th, uh, vh, rn = th[more], uh[more], vh[more], rn[more]
 
     def _snap_moving(self, te: np.ndarray, fin: np.ndarray) -> None:
         """Positions at the snapshot times that fall in this pass's moving segment (a sample
@@ -541,10 +553,11 @@ def silence_index(plans: Sequence[ForcePlan], arrivals: list[np.ndarray],
 
 
 def _chol(cov: np.ndarray) -> np.ndarray:
-    """A square root of a covariance that tolerates rounding (eigen-clipped)."""
-    c = 0.5 * (cov + cov.T)
+    """A square root of a covariance (or of each of a stack) that tolerates rounding
+    (eigen-clipped)."""
+    c = 0.5 * (cov + np.swapaxes(cov, -1, -2))
     w, vecs = np.linalg.eigh(c)
-    return vecs * np.sqrt(np.clip(w, 0.0, None))[None, :]
+    return vecs * np.sqrt(np.clip(w, 0.0, None))[..., None, :]
 
 
 def quantile(x: np.ndarray, q: float) -> float:

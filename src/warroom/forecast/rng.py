@@ -82,11 +82,17 @@ def unit_triple(h: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray,
         np.subtract(out, _OPEN23, out=out)
 
 
-def force_base(seed: int, force: str) -> np.uint64:
-    """The base of a force's sample keys: sample ``i`` has key ``mix(base + i * golden)``."""
+def force_bases(seed: int, forces: list[str]) -> np.ndarray:
+    """The base of each force's sample keys: sample ``i`` has key ``mix(base + i * golden)``."""
     with np.errstate(over="ignore"):
-        return _mix(np.array([(seed * 0x9E3779B1) ^ (zlib.crc32(force.encode()) << 32)],
-                             dtype=np.uint64) % np.uint64(2**63) + _GOLDEN)[0]
+        return _mix(np.array([(seed * 0x9E3779B1) ^ (zlib.crc32(f.encode()) << 32)
+                              for f in forces], dtype=np.uint64).reshape(-1)
+                    % np.uint64(2**63) + _GOLDEN)
+
+
+def force_base(seed: int, force: str) -> np.uint64:
+    """The base of one force's sample keys (see :func:`force_bases`)."""
+    return force_bases(seed, [force])[0]
 
 
 def sample_keys(seed: int, force: str, n: int) -> np.ndarray:
