@@ -43,7 +43,7 @@ from warroom.forecast import rng
 from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import HALT, OBJECTIVE, OBSTACLE, ForcePlan
 
-_WIDTH = 16_384          # samples in flight per worker (state and scratch stay in cache)
+_WIDTH = 32_768          # samples in flight per worker (state and scratch stay in cache)
 _BATCH = 65_536          # samples started at once (at least)
 _THREAD_MIN = 200_000    # samples below which one thread is quicker
 _F4, _U4, _IX = np.float32, np.uint32, np.intp
@@ -193,13 +193,13 @@ class _Pipeline:
         self.fi3, self.rowno = np.zeros(w, _IX), np.zeros(w, _IX)  # row * objectives
         self.k = np.ones(w, np.int32)                 # regime switches so far (+1)
         self.xk = np.zeros(w, np.uint64)              # the sample's next stream word
-        self.batch = max(4 * w, _BATCH)               # samples started at once
+        self.batch = _BATCH                           # samples started at once
         self.res: dict[str, np.ndarray] = {}
         self.res_at = self.res_n = 0
         # scratch, reused every pass
         self._f = np.empty((12, w), _F4)
         self._m = np.empty((2, w), _U4)
-        self._b = np.empty((3, w), bool)
+        self._b = np.empty((4, w), bool)
         self._i = np.empty((2, w), _IX)
         self._h = np.empty((2, w), np.uint64)
         self._tmp = np.empty((2, w), np.uint64)
@@ -329,7 +329,7 @@ class _Pipeline:
         t, u, v, tsw, h = self.t, self.u, self.v, self.tsw, self.h
         ub, tb, sw, um, z, zs, th, lb, xs, xb, sg, e = self._f[:, :w]
         mask, mb = self._m[:, :w]
-        isb, fin, nb = self._b[:, :w]
+        isb, fin, nb, go = self._b[:, :w]
         new, idx = self._i[:, :w]
         hh, tmp = self._h[0, :w], self._h[1, :w]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -350,11 +350,11 @@ class _Pipeline:
             np.subtract(um, t, out=um)
             np.multiply(um, v, out=um)
             np.add(um, u, out=um)
-            np.logical_not(fin, out=nb)
-            nb &= isb
-            np.negative(nb.view(np.uint8), out=mb, dtype=_U4)
+            np.logical_not(fin, out=go)
+            go &= isb                                         # at a barrier, in the horizon
+            np.negative(go.view(np.uint8), out=mb, dtype=_U4)
             ue = _select(mb, ub, um, ub)
-            self._objectives(ue, sw)
+            self._objectives(ue, sw, zs)
             if self.pos is not None:
                 self._snap_moving(te, fin)
             # this event's word: a normal pair (z, zs) by Box-Muller, a log-uniform lb
@@ -409,10 +409,9 @@ class _Pipeline:
             # a halt line: stop there if the order is obeyed (zs below the probit of p_obey)
             # and in force
             np.equal(e, 0.0, out=nb)
-            nb &= isb
+            nb &= go
             halt = np.flatnonzero(nb)
             if halt.size:
-                halt = halt[~fin[halt]]
                 at = self.eb[halt]
                 he = te[halt]
                 until = tab.until[at]
@@ -425,26 +424,29 @@ class _Pipeline:
             if done.size:
                 self._refill(done)
 
-    def _objectives(self, ue: np.ndarray, uo: np.ndarray) -> None:
-        """Arrivals at the objectives passed on the way to ``ue`` (``uo``: scratch)."""
+    def _objectives(self, ue: np.ndarray, uo: np.ndarray, at: np.ndarray) -> None:
+        """Arrivals at the objectives passed on the way to ``ue`` (``uo``, ``at``:
+        scratch)."""
         tab = self.tab
         tab.ob_u.take(self.ob, out=uo, mode="clip")
         hit = np.flatnonzero(uo <= ue)
         if not hit.size:
             return
-        ob, uoh, ueh = self.ob[hit], uo[hit], ue[hit]
-        th, uh, vh, rn = self.t[hit], self.u[hit], self.v[hit], self.rowno[hit]
+        np.subtract(uo, self.u, out=at)                      # (for every slot: cheaper
+        np.divide(at, self.v, out=at)                        # than gathering four arrays)
+        np.add(at, self.t, out=at)
+        ob, rn = self.ob[hit], self.rowno[hit]
+        ath = np.minimum(at[hit], self.h)                    # (<= h but for rounding)
         while True:
-            at = np.minimum(th + (uoh - uh) / vh, self.h)   # (<= h but for rounding)
-            self.arrival_flat[rn + tab.ob_col_flat[ob]] = at
+            self.arrival_flat[rn + tab.ob_col_flat[ob]] = ath
             ob += 1
             self.ob[hit] = ob
             uoh = tab.ob_u[ob]
-            more = np.flatnonzero(uoh <= ueh)                # two objectives in one segment
+            more = np.flatnonzero(uoh <= ue[hit])            # two objectives in one segment
             if not more.size:
                 return
-            hit, ob, uoh, ueh = hit[more], ob[more], uoh[more], ueh[more]
-            th, uh, vh, rn = th[more], uh[more], vh[more], rn[more]
+            hit, ob, rn, uoh = hit[more], ob[more], rn[more], uoh[more]
+            ath = np.minimum(self.t[hit] + (uoh - self.u[hit]) / self.v[hit], self.h)
 
     def _snap_moving(self, te: np.ndarray, fin: np.ndarray) -> None:
         """Positions at the snapshot times that fall in this pass's moving segment (a sample
