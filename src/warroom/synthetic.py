@@ -39,7 +39,7 @@ class TruthParams:
     obstacles: tuple[tuple[float, float, float], ...] = field(default=())  # (s, p50 h, p90 h)
     # halt orders the forecast knows: (s, p_obey, from day, until day; inf = open)
     halts: tuple[tuple[float, float, float, float], ...] = field(default=())
-    # halts it does not know: (s, p_stop, shortest days, longest days)
+    # halts it does not know: (s, p_stop, shortest days, longest days; inf: for good)
     surprise_halts: tuple[tuple[float, float, float, float], ...] = field(default=())
 
 
@@ -104,6 +104,10 @@ def simulate_truth(rng: np.random.Generator, params: TruthParams, days: float,
             else:
                 if not rng.uniform() < a:
                     continue
+                if not math.isfinite(c):  # a surprise halt for good
+                    ts.append(days)
+                    ss.append(s)
+                    break
                 t += rng.uniform(b, c)
             ts.append(t)
             ss.append(s)

@@ -222,6 +222,7 @@ def score_backtest(scenario: Scenario, results: Sequence[CutoffResult],
             lo, hi = scoring.pit_interval(x, y)
             cases.append({
                 "force": e.force, "objective": e.objective, "cutoff": c, "y": y,
+                "p50": float(np.quantile(x, 0.5, method="inverted_cdf")),
                 "cov80": scoring.interval_coverage(lo, hi, 0.1, 0.9),
                 "below50": scoring.interval_coverage(lo, hi, 0.0, 0.5),
                 "crps": scoring.crps_samples(np.minimum(x, cap), min(y, cap)),
@@ -238,7 +239,7 @@ def score_backtest(scenario: Scenario, results: Sequence[CutoffResult],
                             **_eta_block(rows), "not_scored": per_pair_skip.get((fid, oid))})
     by_lead = []
     for name in _lead_bin_names(h):
-        rows = [r for r in cases if _lead_bin(r["y"], h) == name]
+        rows = [r for r in cases if _lead_bin(r["p50"], h) == name]
         by_lead.append({"lead": name, **_eta_block(rows)})
     eta = {"overall": _eta_block(cases), "by_force_objective": by_pair,
            "by_lead_time": by_lead, "not_scored": counts}

@@ -67,10 +67,13 @@ class SimSpec:
     start: int = field(default_factory=lambda: parse_time("2001-03-01T00:00:00Z"))
     mis_specified: bool = False
     surprise_p: float = 0.9
-    surprise_days: tuple[float, float] = (6.0, 16.0)
+    surprise_days: tuple[float, float] = (30.0, 60.0)
     halt_share: float = 0.5
+    rivers: int = 3
     off_axis_share: float = 0.03
     false_share: float = 0.02
+    start_regimes: tuple[float, float, float] = START_REGIMES  # halted, advancing, pursuit
+    grades: tuple[str, ...] = ()  # every position report graded one of these; () by source
 
     def __post_init__(self) -> None:
         if self.forces < 1:
@@ -96,7 +99,8 @@ class Simulation:
 def simulate(spec: SimSpec) -> Simulation:
     """The whole simulation; the same spec (seed included) gives the same output."""
     rng = np.random.default_rng(spec.seed)
-    world = build_world(rng, spec.forces, spec.per_race, spec.halt_share, spec.days)
+    world = build_world(rng, spec.forces, spec.per_race, spec.halt_share, spec.days,
+                        spec.rivers)
     feats = {f["properties"]["id"]: f for f in world.features}
     delays = {fid: (p50, p90) for fid, _, p50, p90 in world.obstacles}
     sim = Simulation(spec, world, [], [], [], [])
@@ -121,7 +125,7 @@ def simulate(spec: SimSpec) -> Simulation:
             hits = crossing_km(route, fs.route, world.hidden)
             if hits:
                 surprise = ((hits[0], spec.surprise_p, *spec.surprise_days),)
-        tp = TruthParams(start_regime=int(rng.choice(3, p=START_REGIMES)),
+        tp = TruthParams(start_regime=int(rng.choice(3, p=spec.start_regimes)),
                          obstacles=tuple(c[:3] for c in crossings), halts=halts,
                          surprise_halts=surprise)
         truth = simulate_truth(rng, tp, spec.days)
@@ -195,7 +199,8 @@ def _position_reports(sim: Simulation, rng: np.random.Generator, force: str, rou
     times = report_times(rng, tp, spec.days)
     n = times.size
     src = rng.choice(len(SOURCES), size=n, p=[s[1] for s in SOURCES])
-    grades = [SOURCES[k][2][int(rng.integers(3))] for k in src]
+    table = [spec.grades or s[2] for s in SOURCES]
+    grades = [table[k][int(rng.integers(len(table[k])))] for k in src]
     delay_h = np.array([rng.uniform(*SOURCES[k][3]) for k in src])
     kind = np.full(n, "position", dtype=object)
     u = rng.uniform(size=n)

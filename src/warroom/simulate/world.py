@@ -1,15 +1,16 @@
-"""The geography of a synthetic race: a theatre of about 900 x 500 km (lon 4.5-16 E,
+"""The geography of a synthetic race: a theatre of about 400 x 450 km (lon 8-13.5 E,
 lat 49-53 N, on the WGS-84 ellipsoid like every scenario).
 
-- Rivers run north-south at about 7.5, 10 and 12.5 E (wiggly ``river`` LineStrings spanning
-  the theatre); every route that passes their longitude crosses them and waits there.
-- Halt lines run north-south at about 9 E (``line-west``) and 11.5 E (``line-east``); some
+- Rivers run north-south at about 9.8, 10.7 and 11.6 E (wiggly ``river`` LineStrings
+  spanning the theatre); every route that passes their longitude crosses them and waits there.
+- Halt lines run north-south at about 10.3 E (``line-west``) and 11.2 E (``line-east``); some
   forces are ordered to stop at one of them for a while.
-- A *hidden line* at about 10.8 E exists only in the truth (not in the scenario): the
-  mis-specified world halts forces there without the forecast being told.
+- A *hidden line* at about 12.05 E, shortly before the objectives, exists only in the truth
+  (not in the scenario): the mis-specified world halts forces there without the forecast
+  being told, when they seemed all but there.
 - Races: forces come in groups of ``per_race``; each group races for its own objective (a
-  Point at 13-15.5 E), each force starting somewhere at 5-8.5 E on its own route (a polyline
-  with jittered waypoints, 300-750 km long).
+  Point at 12.4-13.4 E), each force starting somewhere at 8-9.5 E on its own route (a
+  polyline with jittered waypoints, 200-400 km long).
 
 Routes of different races may overlap on the map: each force's reports are projected onto its
 own route only, so they do not interfere.
@@ -22,13 +23,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 RIVERS = (  # id, name, base longitude, delay p50 h, delay p90 h
-    ("river-a", "Alder", 7.5, 12.0, 48.0),
-    ("river-b", "Birch", 10.0, 24.0, 96.0),
-    ("river-c", "Cedar", 12.5, 8.0, 36.0),
+    ("river-a", "Alder", 9.8, 12.0, 48.0),
+    ("river-b", "Birch", 10.7, 24.0, 96.0),
+    ("river-c", "Cedar", 11.6, 8.0, 36.0),
 )
-HALT_LINES = (("line-west", "West line", 9.0), ("line-east", "East line", 11.5))
-HIDDEN_LINE = ("line-hidden", "Hidden line", 10.8)
-LAT_SPAN = (48.5, 53.5)  # the lines span the theatre (short lines: crossings stay cheap)
+HALT_LINES = (("line-west", "West line", 10.3), ("line-east", "East line", 11.2))
+HIDDEN_LINE = ("line-hidden", "Hidden line", 12.05)
+LAT_SPAN = (49.0, 53.0)  # the lines span the theatre (short lines: crossings stay cheap)
 
 
 @dataclass
@@ -67,13 +68,16 @@ def _meridian(rng: np.random.Generator, lon: float) -> list[tuple[float, float]]
 
 
 def build_world(rng: np.random.Generator, n_forces: int, per_race: int,
-                halt_share: float = 0.5, days: float = 45.0) -> World:
-    """The geography and the forces (ids ``f0001``...; races ``r001``...)."""
+                halt_share: float = 0.5, days: float = 45.0, rivers: int = 3) -> World:
+    """The geography and the forces (ids ``f0001``...; races ``r001``...); ``rivers``: how
+    many of the three rivers (west first) to draw."""
     feats: list[dict] = []
     obstacles = []
-    for fid, name, lon, p50, p90 in RIVERS:
-        feats.append(_feature(fid, "river", "LineString", _meridian(rng, lon), name))
-        obstacles.append((fid, name, p50, p90))
+    for k, (fid, name, lon, p50, p90) in enumerate(RIVERS):
+        line = _meridian(rng, lon)  # drawn even when left out: the rest stays the same
+        if k < rivers:
+            feats.append(_feature(fid, "river", "LineString", line, name))
+            obstacles.append((fid, name, p50, p90))
     lines = []
     for fid, name, lon in HALT_LINES:
         feats.append(_feature(fid, "line", "LineString", _meridian(rng, lon), name))
@@ -85,7 +89,7 @@ def build_world(rng: np.random.Generator, n_forces: int, per_race: int,
     forces: list[ForceSpec] = []
     for g in range(n_races):
         oid = f"r{g + 1:0{max(3, len(str(n_races)))}d}"
-        olon, olat = float(rng.uniform(13.0, 15.5)), float(rng.uniform(50.0, 52.0))
+        olon, olat = float(rng.uniform(12.4, 13.4)), float(rng.uniform(50.0, 52.0))
         feats.append(_feature(oid, "objective", "Point", [round(olon, 4), round(olat, 4)],
                               f"Objective {oid}"))
         feats.append(_feature(f"{oid}-town", "place", "Point", [round(olon, 4), round(olat, 4)],
@@ -94,7 +98,7 @@ def build_world(rng: np.random.Generator, n_forces: int, per_race: int,
         for _ in range(min(per_race, n_forces - len(forces))):
             k = len(forces) + 1
             fid = f"f{k:0{width}d}"
-            slon, slat = float(rng.uniform(5.0, 8.5)), float(rng.uniform(49.5, 52.5))
+            slon, slat = float(rng.uniform(8.0, 9.5)), float(rng.uniform(49.5, 52.5))
             frac = np.array([0.25, 0.5, 0.75])
             wl = slon + frac * (olon - slon)
             wa = np.clip(slat + frac * (olat - slat) + rng.uniform(-0.25, 0.25, 3), 49.2, 52.8)
