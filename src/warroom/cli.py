@@ -28,6 +28,7 @@ from warroom.assess.sinks import JsonLinesSink, payload
 from warroom.brief import build_briefing, due_slots
 from warroom.cli_admin import keys_app, send, tokens_app
 from warroom.cli_archive import export_cmd, ingest_archive
+from warroom.cli_backtest import backtest, simulate
 from warroom.cli_engine import AddressOpt, EngineOpt, WorkersOpt, engine_from_options
 from warroom.domain import Report, Scenario
 from warroom.engine.forecast import forecast as engine_forecast
@@ -610,6 +611,8 @@ app.command("export")(export_cmd)
 app.add_typer(keys_app, name="keys")
 app.add_typer(tokens_app, name="tokens")
 app.command("send")(send)
+app.command("backtest")(backtest)
+app.command("simulate")(simulate)
 
 
 def main() -> None:

@@ -149,6 +149,9 @@ def run_backtest(scenario: Scenario, reports: Mapping[str, Sequence[Report]],
     out["scenario"] = scenario.name
     out["samples"] = params.forecast.samples
     out["seed"] = params.forecast.seed
+    ordered = sorted(cutoffs)
+    steps = {b - a for a, b in zip(ordered, ordered[1:], strict=False)}
+    out["every_h"] = steps.pop() / 3600 if len(steps) == 1 else None  # None: irregular
     return out
 
 
@@ -271,6 +274,7 @@ def _score_races(scenario: Scenario, results: Sequence[CutoffResult],
     p_all: list[float] = []
     o_all: list[float] = []
     naive_all: list[float] = []
+    uniform_all: list[float] = []
     counts = {"decided": 0, "censored": 0}
     by_race = []
     objectives = [oid for oid in scenario.objectives
@@ -280,7 +284,7 @@ def _score_races(scenario: Scenario, results: Sequence[CutoffResult],
         times = {f: arrivals[f, oid].at for f in racers if arrivals[f, oid].at is not None}
         first_at = min(times.values()) if times else None
         winners = [f for f, t in times.items() if t == first_at]
-        ps, os_, ns = [], [], []
+        ps, os_, ns, us = [], [], [], []
         series: dict[str, list[float | None]] = {f: [] for f in racers}
         cut_times: list[int] = []
         for res in results:
@@ -301,19 +305,30 @@ def _score_races(scenario: Scenario, results: Sequence[CutoffResult],
                 ps.append(race.get(f, 0.0))
                 os_.append(1.0 / len(winners) if within and f in winners else 0.0)
                 ns.append(naive[f])
+                us.append(1.0 / len(racers))
         p_all += ps
         o_all += os_
         naive_all += ns
-        lead_s = held = None
+        uniform_all += us
+        lead_s = held = p_last = p_max = None
         if len(winners) == 1:
             w = winners[0]
             pw = [np.nan if v is None else v for v in series[w]]
             lead_s, held = scoring.lead_time(cut_times, pw, float(first_at))
+            before = [p for t, p in zip(cut_times, pw, strict=True)
+                      if t < first_at and np.isfinite(p)]
+            if before:
+                p_last, p_max = before[-1], max(before)
+        names = {f: scenario.forces[f].name for f in racers}
         by_race.append({
             "objective": oid, "name": scenario.objectives[oid].name, "racers": racers,
+            "names": names,
             "winner": winners[0] if len(winners) == 1 else (winners or None),
+            "winner_name": " and ".join(names[w] for w in winners) or None,
             "arrival": to_iso(first_at), "events": len(ps),
             "brier": _r(scoring.brier(ps, os_)), "naive_brier": _r(scoring.brier(ns, os_)),
+            "uniform_brier": _r(scoring.brier(us, os_)),
+            "winner_p_last": p_last, "winner_p_max": p_max,
             "lead_time_h": None if lead_s is None else round(lead_s / 3600, 1),
             "called_from": to_iso(held),
             "called_at_first_cutoff": held is not None and held == float(cut_times[0]),
@@ -323,6 +338,7 @@ def _score_races(scenario: Scenario, results: Sequence[CutoffResult],
     return {
         "events": len(p_all), "brier": _r(scoring.brier(p_all, o_all)),
         "naive_brier": _r(scoring.brier(naive_all, o_all)),
+        "uniform_brier": _r(scoring.brier(uniform_all, o_all)),
         "reliability": [{"lo": b.lo, "hi": b.hi, "n": b.n, "mean_forecast": _r(b.mean_forecast),
                          "observed": _r(b.observed)} for b in bins],
         "by_race": by_race, "not_scored": counts,

@@ -70,23 +70,22 @@ def _num(x: float | None, nd: int) -> str:
     return "" if x is None else f"{x:.{nd}f}"
 
 
-def write_scenario(sim: Simulation, out: Path) -> dict[str, Path]:
-    """Write the folder (created if missing; our files overwritten); the paths written."""
+def write_scenario(sim: Simulation, out: Path, reports_csv: bool = True) -> dict[str, Path]:
+    """Write the folder (created if missing; our files overwritten); the paths written.
+    ``reports_csv`` False leaves the reports out (the caller archives them elsewhere, e.g. as
+    Parquet) and removes a ``reports.csv`` left by an earlier run."""
     out.mkdir(parents=True, exist_ok=True)
-    paths = {name: out / name for name in ("scenario.toml", "world.geojson", "reports.csv",
-                                           "truth.csv", "truth_track.csv",
-                                           "truth_reports.csv", "README.md")}
+    names = ["scenario.toml", "world.geojson", "reports.csv", "truth.csv", "truth_track.csv",
+             "truth_reports.csv", "README.md"]
+    if not reports_csv:
+        names.remove("reports.csv")
+        (out / "reports.csv").unlink(missing_ok=True)
+    paths = {name: out / name for name in names}
     paths["scenario.toml"].write_text(scenario_toml(sim), encoding="utf-8")
     paths["world.geojson"].write_text(json.dumps(
         {"type": "FeatureCollection", "features": sim.world.features}) + "\n", encoding="utf-8")
-    rows = sorted(sim.reports, key=lambda r: (r["observed_at"], r["force"], r["report_id"]))
-    with paths["reports.csv"].open("w", encoding="utf-8", newline="") as fh:
-        wr = csv.writer(fh)
-        wr.writerow(REPORT_COLUMNS)
-        for r in rows:
-            wr.writerow([r["report_id"], r["source"], r["force"], to_iso(r["observed_at"]),
-                         to_iso(r["received_at"]), f"{r['lat']:.5f}", f"{r['lon']:.5f}",
-                         r["grade"], r["event"], r["target"] or "", r["text"] or ""])
+    if reports_csv:
+        _write_reports(sim, paths["reports.csv"])
     with paths["truth.csv"].open("w", encoding="utf-8", newline="") as fh:
         wr = csv.writer(fh)
         wr.writerow(["force", "objective", "objective_km", "arrival", "arrival_day",
@@ -113,6 +112,17 @@ def write_scenario(sim: Simulation, out: Path) -> dict[str, Path]:
     return paths
 
 
+def _write_reports(sim: Simulation, path: Path) -> None:
+    rows = sorted(sim.reports, key=lambda r: (r["observed_at"], r["force"], r["report_id"]))
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        wr = csv.writer(fh)
+        wr.writerow(REPORT_COLUMNS)
+        for r in rows:
+            wr.writerow([r["report_id"], r["source"], r["force"], to_iso(r["observed_at"]),
+                         to_iso(r["received_at"]), f"{r['lat']:.5f}", f"{r['lon']:.5f}",
+                         r["grade"], r["event"], r["target"] or "", r["text"] or ""])
+
+
 def _readme(sim: Simulation) -> str:
     spec = sim.spec
     arrived = sum(t["arrival"] is not None for t in sim.truth)
@@ -124,7 +134,8 @@ days from {to_iso(spec.start)}, {len(sim.reports)} reports;
 {"Mis-specified: forces also halt at a hidden line the scenario does not mention." if
  spec.mis_specified else "The truth follows the forecast's own generative model."}
 
-`scenario.toml`, `world.geojson` and `reports.csv` are the scenario (try
-`warroom backtest --scenario {'{this folder}'}`); `truth*.csv` hold what really happened
-(see `warroom.simulate` for the model).
+`scenario.toml`, `world.geojson` and `reports.csv` (or the Parquet archive
+`reports.parquet/`, to load with `warroom ingest --parquet`) are the scenario: try
+`warroom backtest --scenario <this folder>`. `truth*.csv` hold what really happened (see
+`warroom.simulate` for the model).
 """
