@@ -220,3 +220,107 @@ def test_large_input_streams_in_bounded_memory(tmp_path: Path, validator: Any) -
 
     small, large = peak(5_000), peak(50_000)
     assert large < small * 1.5
+
+
+# -- the bulk CSV path: the same rows, lines, raws and problems as row by row -----------------
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from warroom.ingest.base import Batch, CountingReader  # noqa: E402
+from warroom.ingest.csv_format import FORMAT as CSV  # noqa: E402
+from warroom.ingest.validate import Validator  # noqa: E402
+
+_odd_line = st.one_of(
+    st.sampled_from([
+        'r3,fram,scott,1911-11-20T12:00:00Z,,-85,170,,,,,"quoted, with comma"',
+        'r4,fram,scott,1911-11-20T12:00:00Z,,-85,170,,,,,"two\nlines"',
+        'r5,fram,scott,1911-11-20T12:00:00Z,,-85,170,,,,,"open quote',
+        "r6,fram,scott\r", "", "   ", "r8,x\x00y,amundsen,1911-11-20T12:00:00Z,,-85,-167,,,,,",
+        "r10,fram,amundsen,1911-11-20T12:00:00Z,,-85.4,-167.5,,B2,,,\r", "\udcff,x",
+    ]),
+    st.text(alphabet=st.sampled_from('ab,;"\n\r \x00é'), max_size=12))
+# Plain lines (no quotes): mostly 12 fields, some with one field too few or too many, some
+# blank (only delimiters), some numbers with a decimal comma.
+def _lines(d: str) -> st.SearchStrategy[list[str]]:
+    plain = st.builds(d.join, st.integers(11, 13).flatmap(lambda k: st.lists(st.sampled_from(
+        ["r1", "fram", "amundsen", "1911-11-20T12:00:00Z", "", "", "-85.4", "-85,4", "B2",
+         "x y", "é"]), min_size=k, max_size=k)))
+    return st.lists(st.one_of(plain, plain, plain, st.just(d * 11), _odd_line), max_size=14)
+
+
+def _items(data: bytes, size: int) -> list[tuple]:
+    """The records of a CSV stream, from batches() expanded row by row, or from records()."""
+    stream = CountingReader(io.BytesIO(data))
+    if size == 0:
+        return [(r.line, r.raw, r.fields, r.error) for r in CSV.records(stream, "t")]
+    out = []
+    for item in CSV.batches(stream, "t", size):
+        if isinstance(item, Batch):
+            out += [(item.lines[i], item.raws[i], item.fields(i), None) for i in range(len(item))]
+        else:
+            out.append((item.line, item.raw, item.fields, item.error))
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.data(), st.integers(1, 5), st.booleans(), st.sampled_from(
+    [HEADER, HEADER, HEADER.replace(",", ";"), "report_id,source\n", ""]))
+def test_csv_batches_give_the_records(data: Any, size: int, bom: bool, header: str) -> None:
+    lines = data.draw(_lines(";" if ";" in header else ","))
+    raw = (("\ufeff" if bom else "") + header + "\n".join(lines)).encode(
+        "utf-8", "surrogateescape")
+
+    assert _by_line(_items(raw, size)) == _by_line(_items(raw, 0))
+
+
+def _by_line(items: list[tuple]) -> list[tuple]:
+    """Items in line order (a chunk's refused rows may come before its batch: they land in
+    the same transaction, in line order)."""
+    return sorted(items, key=lambda x: x[0])
+
+
+def test_csv_rows_of_other_widths_in_a_plain_chunk() -> None:
+    good = GOOD[0] + "\n"
+    for lines in ([GOOD[0] + ",x\n", "a,b,c,d,e,f,g,h,i,j,k\n"], [",,,,,,,,,,,\n", good],
+                  [good, "a,b,c,d,e,f,g,h,i,j,k\n", GOOD[0] + ",x\n"]):
+        data = (HEADER + good + "".join(lines) + good).encode()
+        assert _by_line(_items(data, 10)) == _by_line(_items(data, 0))
+
+
+class _RowByRow(Validator):
+    def row(self, f: dict[str, Any]) -> Any:  # a subclass's own row(): batches go row-wise
+        return super().row(f)
+
+
+def _mixed_file(n: int) -> bytes:
+    out = [HEADER]
+    for i in range(n):
+        k = i % 10
+        if k == 7:
+            out.append(f"b{i},fram,amundsen,12 April,,-85.4,-167.5,,B2,,,\n")
+        elif k == 8:
+            out.append(f"b{i - 8},fram,amundsen,1911-11-20T12:00:00Z,,-85.9,-167.5,,B2,,,\n")
+        elif k == 9:
+            out.append(f"p{i},fram,amundsen,1911-11-21T12:00:00Z,,,,Framheim,C3,,,\n")
+        else:
+            out.append(f"b{i},fram,{('amundsen', 'scott')[i % 2]},1911-11-{20 + i % 9:02d}T"
+                       f"{i % 24:02d}:00:00Z,,-85.{i % 97},-167.{i % 89}0,,B2,,,rpt {i}\n")
+    return "".join(out).encode()
+
+
+def test_bulk_ingest_stores_what_row_by_row_stores(tmp_path: Path, validator: Any) -> None:
+    """Good rows, bad rows, places, conflicts across batches and a second run, landed by the
+    bulk path and row by row: the same reports, digests, quarantine and counts."""
+    data = _mixed_file(1_000)
+    results, snaps = [], []
+    for name, v in (("bulk", validator), ("rows", _RowByRow(validator.scenario))):
+        s = Store(tmp_path / f"{name}.db")
+        for _ in range(2):
+            r = ingest_stream(s, v, io.BytesIO(data), origin="m.csv", batch_size=64)
+            results.append((r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages))
+        snaps.append((sorted(rows(s)), sorted((q["line"], q["kind"], q["error"], bytes(q["raw"]))
+                                              for q in s.quarantined())))
+    assert results[0] == results[2] and results[1] == results[3]
+    assert results[0][:4] == (800, 0, 100, 100)  # bad times, conflicts; places land
+    assert results[1][:4] == (0, 800, 100, 100)  # a second run: duplicates, same refusals
+    assert snaps[0] == snaps[1]

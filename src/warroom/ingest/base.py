@@ -8,7 +8,7 @@ parse error, always with the raw input so nothing is lost.
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol
 
@@ -24,6 +24,26 @@ class Record:
     raw: bytes | str
     fields: dict[str, Any] | None
     error: str | None = None
+
+
+@dataclass(slots=True)
+class Batch:
+    """Many rows of one input at once, by column: ``columns[j]`` holds the text of field
+    ``names[j]`` for every row (``""`` = empty), ``lines[i]`` and ``raws[i]`` the line number and
+    exact input of row ``i``. Formats that can parse in bulk (CSV) yield these so validation
+    and the store work on whole columns instead of one dict per row."""
+
+    names: list[str]
+    columns: list[Sequence[str]]
+    lines: Sequence[int]
+    raws: Sequence[str]
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def fields(self, i: int) -> dict[str, str]:
+        """Row ``i`` as a record's fields (empty values left out, as ``Record.fields``)."""
+        return {k: c[i] for k, c in zip(self.names, self.columns, strict=True) if c[i]}
 
 
 class CountingReader(io.RawIOBase):

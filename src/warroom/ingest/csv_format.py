@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from itertools import islice
 
-from warroom.ingest.base import CountingReader, Record
+from warroom.ingest.base import Batch, CountingReader, Record
 from warroom.ingest.fields import ALIASES, KNOWN, NUMERIC, REQUIRED
 
 _DELIMS = (",", ";", "\t", "|")
@@ -53,6 +55,19 @@ class CsvFormat:
         return 50 if any(k.encode() in first for k in REQUIRED) else 10
 
     def records(self, stream: CountingReader, origin: str) -> Iterator[Record]:
+        for item in self._parse(stream, 0):
+            if isinstance(item, Record):
+                yield item
+            else:  # pragma: no cover - size 0 never makes batches
+                raise AssertionError("batch from records()")
+
+    def batches(self, stream: CountingReader, origin: str,
+                size: int) -> Iterator[Record | Batch]:
+        """As :meth:`records`, but runs of plain rows come as one :class:`Batch` of up to
+        ``size`` rows (odd rows, and errors, still come as records, in file order)."""
+        return self._parse(stream, size)
+
+    def _parse(self, stream: CountingReader, size: int) -> Iterator[Record | Batch]:
         text = io.TextIOWrapper(io.BufferedReader(stream, 1 << 16), encoding="utf-8-sig",
                                 errors="surrogateescape", newline="")
         n = 0
@@ -75,13 +90,29 @@ class CsvFormat:
             return
         decimal_comma = delim != ","
         width = len(header)
+        numeric = [i for i, k in enumerate(header) if k in NUMERIC]
         pending: list[Record] = []
         captured: list[str] = []
         first_line = [n + 1]
 
-        def feed() -> Iterator[str]:
+        def record(values: list[str], line_no: int, raw_text: str,
+                   commas: bool = True) -> Record | None:
+            if len(values) != width:
+                if not any(v.strip() for v in values):
+                    return None
+                return Record(line_no, _raw(raw_text), None, f"{len(values)} fields, expected "
+                              f"{width} (the header's columns; delimiter {delim!r})")
+            if problem is not None:
+                return Record(line_no, _raw(raw_text), None, problem)
+            if decimal_comma and commas:
+                for i in numeric:
+                    values[i] = values[i].replace(",", ".")
+            fields = {k: v for k, v in zip(header, values, strict=True) if v}
+            return Record(line_no, raw_text, fields) if fields else None
+
+        def feed(lines: Iterator[str]) -> Iterator[str]:
             nonlocal n
-            for line in text:
+            for line in lines:
                 n += 1
                 bad = _line_error(line)
                 if bad is not None:
@@ -92,42 +123,123 @@ class CsvFormat:
                 captured.append(line)
                 yield line
 
-        reader = csv.reader(feed(), delimiter=delim)
-        numeric = [i for i, k in enumerate(header) if k in NUMERIC]
-        while True:
-            err_text = None
-            try:
-                values = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as e:
-                values = None
-                err_text = f"not a valid CSV row ({e})"
-            if pending:
-                yield from pending
-                pending.clear()
-            line_no = first_line[0]
-            raw_text = captured[0] if len(captured) == 1 else "".join(captured)
-            captured.clear()
-            if values is None:
-                yield Record(line_no, _raw(raw_text), None, err_text)
-                continue
-            if len(values) != width:
-                if not any(v.strip() for v in values):
+        def careful(lines: Iterator[str], more: Callable[[], bool]) -> Iterator[Record]:
+            """Row by row through the C reader, each row's raw lines captured (quoted fields
+            may span lines); stops when ``more()`` says the lines to cover are done."""
+            reader = csv.reader(feed(lines), delimiter=delim)
+            while more():
+                err_text = None
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as e:
+                    values = None
+                    err_text = f"not a valid CSV row ({e})"
+                if pending:
+                    yield from pending
+                    pending.clear()
+                line_no = first_line[0]
+                raw_text = captured[0] if len(captured) == 1 else "".join(captured)
+                captured.clear()
+                if values is None:
+                    yield Record(line_no, _raw(raw_text), None, err_text)
                     continue
-                yield Record(line_no, _raw(raw_text), None, f"{len(values)} fields, expected "
-                             f"{width} (the header's columns; delimiter {delim!r})")
+                rec = record(values, line_no, raw_text)
+                if rec is not None:
+                    yield rec
+            yield from pending
+            pending.clear()
+
+        if size <= 0 or problem is not None:
+            yield from careful(iter(text), lambda: True)
+            return
+        # In bulk: ``size`` lines at a time. A chunk of plain lines (no quotes, so one line is
+        # one row; no NUL, valid UTF-8) is split in one go and handed on as columns; any other
+        # chunk goes row by row (a quoted field may run past its end).
+        blank = delim * (width - 1)  # a row of empty fields, skipped like an empty line
+        empty = [""] * width
+        while True:
+            chunk = list(islice(text, size))
+            if not chunk:
+                return
+            joined = "".join(chunk)
+            rows = None
+            columns: list[Sequence[str]] | None = None
+            if '"' not in joined and "\x00" not in joined and _utf8(joined):
+                if ("\r" not in joined and blank + "\n" not in chunk and chunk[-1] != blank
+                        and max(map(len, chunk)) <= csv.field_size_limit()):
+                    columns = _split(joined, len(chunk), width, delim)
+                if columns is None:
+                    try:
+                        rows = list(csv.reader(chunk, delimiter=delim))
+                    except csv.Error:
+                        rows = None
+            if rows is None and columns is None:
+                queue = deque(chunk)
+                yield from careful(_drain_then(queue, text), lambda q=queue: bool(q))
                 continue
-            if problem is not None:
-                yield Record(line_no, _raw(raw_text), None, problem)
-                continue
+            first = n + 1
+            n += len(chunk)
+            lines: Sequence[int] = range(first, first + len(chunk))
+            raws: list[str] = chunk
+            if rows is not None:
+                if empty in rows or set(map(len, rows)) != {width}:
+                    keep = []
+                    for i, values in enumerate(rows):
+                        rec = record(values, first + i, chunk[i], commas=False)
+                        if rec is None:
+                            continue
+                        if rec.fields is None:
+                            yield rec
+                        else:
+                            keep.append(i)
+                    rows = [rows[i] for i in keep]
+                    lines = [first + i for i in keep]
+                    raws = [chunk[i] for i in keep]
+                if not rows:
+                    continue
+                columns = list(zip(*rows, strict=True))
+            assert columns is not None
             if decimal_comma:
                 for i in numeric:
-                    values[i] = values[i].replace(",", ".")
-            fields = {k: v for k, v in zip(header, values, strict=True) if v}
-            if fields:
-                yield Record(line_no, raw_text, fields)
-        yield from pending
+                    columns[i] = [v.replace(",", ".") for v in columns[i]]
+            yield Batch(header, columns, lines, raws)
+
+
+def _split(text: str, m: int, width: int, delim: str) -> list[Sequence[str]] | None:
+    """The columns of ``m`` lines of ``width`` fields each, or None if some line has another
+    number of fields. The text holds no quote, CR or NUL: the C reader would split it exactly
+    where ``str.split`` does. A NUL marks each line end, so that the first field of every line
+    but the first starts with one exactly when all lines have ``width`` fields."""
+    if not text.endswith("\n"):
+        text += "\n"
+    flat = text.replace("\n", delim + "\x00").split(delim)
+    if len(flat) != m * width + 1 or "".join(flat[width::width]).count("\x00") != m:
+        return None
+    columns: list[Sequence[str]] = [flat[j:m * width:width] for j in range(width)]
+    columns[0] = "".join(columns[0]).split("\x00")
+    return columns
+
+
+def _drain_then(queue: deque[str], rest: Iterator[str]) -> Iterator[str]:
+    """The queued lines, then (only while a row still needs them) the rest of the file."""
+    while queue:
+        yield queue.popleft()
+    # Not ``yield from``: closing this generator would close the file with it.
+    for line in rest:  # noqa: UP028
+        yield line
+
+
+def _utf8(text: str) -> bool:
+    """Whether text decoded with ``surrogateescape`` came from valid UTF-8 (no lone bytes)."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _raw(text: str) -> bytes:

@@ -2,6 +2,10 @@
 
 Memory is bounded by the batch size (not the file size): each batch of good rows lands in one
 transaction together with that batch's bad rows in quarantine.
+
+Formats that can parse in bulk (``batches``, CSV) hand over whole batches by column; those are
+validated column at a time (:meth:`Validator.batch`) and written with
+:meth:`Store.write_columns`. Other formats go record by record.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
 from warroom.ingest import detect
-from warroom.ingest.base import CountingReader
+from warroom.ingest.base import Batch, CountingReader
 from warroom.ingest.validate import Validator
 from warroom.store import BatchResult, QuarantineRow, Store
 
@@ -66,7 +70,34 @@ def ingest_stream(
     def flush() -> None:
         if not rows and not bad:
             return
-        br: BatchResult = store.write_batch(rows, raws, lines, origin, bad)
+        br = store.write_batch(rows, raws, lines, origin, bad)
+        rows.clear()
+        raws.clear()
+        lines.clear()
+        count(br)
+
+    def land(b: Batch) -> None:
+        """A batch of rows by column (bulk formats): validated and written at once."""
+        if rows:
+            flush()  # rows before it land first
+        vb = validator.batch(b)
+        for i, fields, errs in vb.bad:
+            line = b.lines[i]
+            msg = f"{_where(origin, line)}, " + "; ".join(errs)
+            bad.append(QuarantineRow(origin, line, "invalid", msg, _bytes(b.raws[i]),
+                                     _s(fields.get("source")), _s(fields.get("report_id"))))
+            note(msg)
+        if len(vb.bad) < len(bad):  # refusals the format made in this chunk: file order
+            bad.sort(key=lambda q: -1 if q.line is None else q.line)
+        index = vb.index
+        if isinstance(index, range) and len(index) == len(b):
+            raws_, lines_ = b.raws, b.lines
+        else:
+            raws_ = [b.raws[i] for i in index]
+            lines_ = [b.lines[i] for i in index]
+        count(store.write_columns(vb.columns, raws_, lines_, origin, bad))
+
+    def count(br: BatchResult) -> None:
         result.accepted += br.accepted
         result.duplicate += br.duplicate
         result.conflict += br.conflict
@@ -74,14 +105,17 @@ def ingest_stream(
         if br.conflict:
             note(f"{origin}: {br.conflict} conflicting report(s) kept in quarantine (same "
                  "source and report_id as a stored report, different content)")
-        rows.clear()
-        raws.clear()
-        lines.clear()
         bad.clear()
         if progress is not None:
             progress(stream.pos)
 
-    for rec in fmt.records(stream, origin):
+    batches = getattr(fmt, "batches", None)
+    items = (fmt.records(stream, origin) if batches is None
+             else batches(stream, origin, batch_size))
+    for rec in items:
+        if isinstance(rec, Batch):
+            land(rec)
+            continue
         fields = rec.fields
         if fields is not None:
             row, errs = row_of(fields)

@@ -7,14 +7,19 @@ expected: ``observed_at: '12 April' is not an ISO 8601 time with a zone``.
 from __future__ import annotations
 
 import difflib
-import hashlib
 import json
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from warroom.domain import Event, Scenario
 from warroom.gazetteer import Gazetteer
 from warroom.grades import normalise_grade
+from warroom.ingest.base import Batch
+from warroom.ingest.bulk import content_digest, content_digests, floats, iso_seconds
 from warroom.ingest.fields import KNOWN
 from warroom.timeutil import TimeFormatError, parse_time
 
@@ -22,6 +27,9 @@ _EVENTS = frozenset(e.value for e in Event)
 _EVENT_NAMES = {e.value: e.value for e in Event} | {e.value.upper(): e.value for e in Event}
 _GRADES = {f"{r}{c}": f"{r}{c}" for r in "ABCDEF" for c in "123456"}
 _GRADES |= {k.lower(): v for k, v in _GRADES.items()}
+# Column text -> stored value in bulk; an empty cell means the field is absent (its default).
+_BULK_GRADES = _GRADES | {"": "F6"}
+_BULK_EVENTS = _EVENT_NAMES | {"": "position"}
 
 
 def _text(v: Any) -> str | None:
@@ -39,6 +47,22 @@ def _number(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError
     return float(v)
+
+
+# Columns the bulk path needs; a batch without them (e.g. places instead of lat/lon) is
+# validated row by row.
+_BULK_NEEDS = ("report_id", "source", "force", "observed_at", "lat", "lon")
+
+
+@dataclass
+class ValidBatch:
+    """A validated :class:`Batch`: the good rows as columns in ``store.ROW_FIELDS`` order,
+    ``index[k]`` the position in the batch of good row ``k``, and ``bad`` the others as
+    ``(position, fields, problems)``; both in batch order."""
+
+    columns: list[Sequence[Any]]
+    index: Sequence[int]
+    bad: list[tuple[int, dict[str, str], list[str]]]
 
 
 class Validator:
@@ -67,6 +91,121 @@ class Validator:
         if row is not None:
             return row, []
         return self.full(f)
+
+    def batch(self, b: Batch) -> ValidBatch:
+        """Validate a batch of rows given by column (see :class:`Batch`), as :meth:`row` would
+        one by one, in bulk: whole columns are parsed and checked at once, and only the rows
+        that fail a bulk check (or that the bulk checks do not cover, such as place names) go
+        through :meth:`row`, which names their problems. The good rows come out in batch order
+        and identical to :meth:`row`'s."""
+        n = len(b)
+        col = dict(zip(b.names, b.columns, strict=True))
+        if (type(self).row is not Validator.row  # a subclass that adjusts rows: its own way
+                or not all(k in col for k in _BULK_NEEDS)):
+            return self._row_by_row(b, range(n))
+        strip = str.strip
+        slow = np.zeros(n, bool)
+
+        def flag(bad: Any) -> None:
+            nonlocal slow
+            slow |= np.fromiter(bad, bool, n)
+
+        source = list(map(strip, col["source"]))
+        rid = list(map(strip, col["report_id"]))
+        force = list(map(strip, col["force"]))
+        for ids in (source, rid):
+            if not all(ids):
+                flag(not v for v in ids)
+        if not self.force_set.issuperset(force):
+            flag(f not in self.force_set for f in force)
+        observed, ok, _ = iso_seconds(col["observed_at"])
+        slow |= ~ok
+        received = observed
+        if "received_at" in col:
+            received, ok, blank = iso_seconds(col["received_at"])
+            received = np.where(blank, observed, received)
+            slow |= ~(ok | blank) | (received < observed)
+        lat_t, lon_t = col["lat"], col["lon"]
+        lat, lat_ok = floats(lat_t)
+        lon, lon_ok = floats(lon_t)
+        la, lo = np.array(lat), np.array(lon)
+        slow |= ~(lat_ok & lon_ok & (la >= -90.0) & (la <= 90.0)
+                  & (lo >= -180.0) & (lo <= 180.0))  # NaN fails every comparison
+        none: list[Any] = [None] * n
+        unc: list[Any] = none
+        if "uncertainty_km" in col:
+            texts = col["uncertainty_km"]
+            vals, parsed = floats(texts)
+            blank = np.fromiter(map(len, texts), np.int64, n) == 0
+            u = np.array(vals)
+            slow |= ~(blank | (parsed & (u > 0.0) & (u < np.inf)))
+            unc = [v if t else None for t, v in zip(texts, vals, strict=True)]
+        grade = ["F6"] * n if "grade" not in col else list(map(_BULK_GRADES.get, col["grade"]))
+        event = (["position"] * n if "event" not in col
+                 else list(map(_BULK_EVENTS.get, col["event"])))
+        for vals in (grade, event):
+            if None in vals:
+                flag(v is None for v in vals)
+        target = none if "target" not in col else [t or None for t in map(strip, col["target"])]
+        if event.count("position") != n:
+            targets = self.targets
+            flag(e is not None and e != "position"
+                 and not ((e == "halted" and t is None) or t in targets)
+                 for e, t in zip(event, target, strict=True))
+        text = none if "text" not in col else [t or None for t in col["text"]]
+        place = none if "place" not in col else [t or None for t in map(strip, col["place"])]
+        sources = (none if "sources" not in col
+                   else [t or None for t in map(strip, col["sources"])])
+        extra = none
+        extra_cols = [(k, c) for k, c in col.items() if k not in KNOWN]
+        if extra_cols:
+            extra = []
+            for i in range(n):
+                d = {k: c[i] for k, c in extra_cols if c[i]}
+                extra.append(json.dumps(d, sort_keys=True, default=str) if d else None)
+
+        good: Sequence[int] = range(n)
+        cols: list[Sequence[Any]] = [source, rid, force, observed.tolist(), received.tolist(),
+                                     lat, lon, place, unc, grade, event, target, text, sources,
+                                     extra]
+        texts_of = {5: lat_t, 6: lon_t}
+        if slow.any():
+            good = np.flatnonzero(~slow).tolist()
+            cols = [[c[i] for i in good] for c in cols]
+            texts_of = {j: [t[i] for i in good] for j, t in texts_of.items()}
+        content = cols[:4] + cols[5:]  # all but received_at
+        digests = content_digests(content, len(good), {j - 1: t for j, t in texts_of.items()})
+        out = ValidBatch(cols + [digests], good, [])
+        if slow.any():
+            out = self._merge(out, self._row_by_row(b, np.flatnonzero(slow).tolist()))
+        return out
+
+    def _row_by_row(self, b: Batch, which: Sequence[int]) -> ValidBatch:
+        index: list[int] = []
+        rows: list[tuple[Any, ...]] = []
+        bad: list[tuple[int, dict[str, str], list[str]]] = []
+        for i in which:
+            f = b.fields(i)
+            row, errs = self.row(f)
+            if row is None:
+                bad.append((i, f, errs))
+            else:
+                index.append(i)
+                rows.append(row)
+        cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(16)]
+        return ValidBatch(cols, index, bad)
+
+    @staticmethod
+    def _merge(a: ValidBatch, b: ValidBatch) -> ValidBatch:
+        """The good and bad rows of both, in batch order."""
+        bad = sorted(a.bad + b.bad, key=lambda x: x[0])
+        if not b.index:
+            return ValidBatch(a.columns, a.index, bad)
+        rows = sorted([*zip(a.index, zip(*a.columns, strict=True), strict=True),
+                       *zip(b.index, zip(*b.columns, strict=True), strict=True)],
+                      key=lambda x: x[0])
+        cols = [list(c) for c in zip(*(r for _, r in rows), strict=True)]
+        return ValidBatch(cols, [i for i, _ in rows], bad)
 
     def fast(self, f: dict[str, Any]) -> tuple[Any, ...] | None:
         """The row of a plainly good report, or None to defer to :meth:`full`."""
@@ -150,8 +289,7 @@ class Validator:
         extra_json = json.dumps(extra, sort_keys=True, default=str) if extra else None
         content = (source, rid, force, observed, lat, lon, place, unc, grade, event, target,
                    text, sources, extra_json)
-        digest = hashlib.blake2b(repr(content).encode("utf-8", "surrogatepass"),
-                                 digest_size=16).hexdigest()
+        digest = content_digest(content)
         return (source, rid, force, observed, received, lat, lon, place, unc, grade, event,
                 target, text, sources, extra_json, digest)
 
