@@ -130,26 +130,32 @@ class _Tables:
             reg_cdf[:, 1]]).astype(_F4)
         self.supplied = np.where(np.isnan(self.b), np.inf, self.b + self.d).astype(_F4)
         self.base_keys = rng.force_bases(params.seed, [p.force for p in plans])
-        # speeds: log of each force's median per regime (halted: -inf, i.e. 0 km/day)
-        with np.errstate(divide="ignore"):
-            self.log_med = np.log(np.array([[0.0, p.advancing_kmpd, p.pursuit_kmpd]
-                                            for p in plans])).astype(_F4).ravel()
-        self.sigma = np.array([0.0, params.advancing_sigma, params.pursuit_sigma], dtype=_F4)
         # the regime chain: holding times and where a switch leads
         rates = np.asarray(rates, dtype=float)
         exit_rate = -np.diag(rates)
         with np.errstate(divide="ignore"):
             self.inv_exit = np.where(exit_rate > 0, 1.0 / np.where(exit_rate > 0, exit_rate,
                                                                    1.0), np.inf)
-        self.neg_inv_exit = (-self.inv_exit).astype(_F4)
         jump = np.where(np.eye(3, dtype=bool), 0.0, rates) / np.where(exit_rate > 0, exit_rate,
                                                                       1.0)[:, None]
-        # from regime r the chain jumps to the lower of the other two (jump_to[2r]) if a
-        # normal falls below jump_z[r], the probit of that jump's probability, else to the
-        # higher (jump_to[2r + 1])
+        # A sample's force and regime are one index, fr = 6 * force + 2 * regime. From regime
+        # r the chain jumps to the lower of the other two regimes if a normal falls below
+        # jump_z[fr], the probit of that jump's probability, else to the higher; with c = 1
+        # for "higher", the tables at fr + c give the new index, the log of the new regime's
+        # median speed for the force (halted: -inf, i.e. 0 km/day), its speed sigma and minus
+        # its mean holding time.
         to = np.array([[1, 2], [0, 2], [0, 1]])
-        self.jump_to = to.ravel().astype(_IX)
-        self.jump_z = _probit(jump[np.arange(3), to[:, 0]]).astype(_F4)
+        with np.errstate(divide="ignore"):
+            log_med = np.log(np.array([[0.0, p.advancing_kmpd, p.pursuit_kmpd]
+                                       for p in plans], dtype=float))
+        sigma = np.array([0.0, params.advancing_sigma, params.pursuit_sigma])
+        f6 = 6 * np.arange(nf)[:, None, None]
+        self.jump_z = np.repeat(np.tile(_probit(jump[np.arange(3), to[:, 0]]), (nf, 1)),
+                                2, axis=1).astype(_F4).ravel()
+        self.next_fr = (f6 + 2 * to[None]).ravel().astype(_IX)
+        self.next_log_med = log_med[:, to].astype(_F4).ravel()
+        self.next_sigma = np.broadcast_to(sigma[to], (nf, 3, 2)).astype(_F4).ravel()
+        self.next_neg_hold = np.broadcast_to(-self.inv_exit[to], (nf, 3, 2)).astype(_F4).ravel()
 
 
 def _probit(p: np.ndarray) -> np.ndarray:
@@ -175,9 +181,15 @@ def _select(mask: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> 
 
 class _Pipeline:
     """The samples ``[lo, hi)`` (global numbers: force * n + sample) in a pipeline of fixed
-    width; writes arrival times and snapshot positions (effective km) into shared arrays."""
+    width; writes arrival times and snapshot positions (effective km) into shared arrays.
 
-    STATE = ("t", "u", "v", "tsw", "lp", "reg", "eb", "ob", "fi3", "rowno", "k", "xk")
+    Each slot holds a sample's state and its next event (``te`` its time, ``isb`` whether it
+    is a barrier, ``ue`` where the sample will be then): a pass applies every slot's event,
+    then finds each slot's next one; a sample whose next event lies beyond the horizon is
+    done and its slot takes the next sample, whose first event was found when it started."""
+
+    STATE = ("t", "u", "v", "tsw", "lp", "fr", "eb", "ob", "rowno", "k", "xk",
+             "te", "isb", "ue")
 
     def __init__(self, tab: _Tables, lo: int, hi: int, arrival: np.ndarray,
                  pos: np.ndarray | None, snaps: np.ndarray, width: int) -> None:
@@ -189,37 +201,45 @@ class _Pipeline:
         self.t, self.u = np.full(w, np.nan, _F4), np.zeros(w, _F4)   # nan time: idle slot
         self.v, self.tsw = np.zeros(w, _F4), np.zeros(w, _F4)
         self.lp = np.zeros(w, _F4)                    # log of the sample's own pace
-        self.reg, self.eb, self.ob = np.zeros(w, _IX), np.zeros(w, _IX), np.zeros(w, _IX)
-        self.fi3, self.rowno = np.zeros(w, _IX), np.zeros(w, _IX)  # row * objectives
+        self.fr = np.zeros(w, _IX)                    # 6 * force + 2 * regime
+        self.eb, self.ob = np.zeros(w, _IX), np.zeros(w, _IX)   # next obstacle, objective
+        self.rowno = np.zeros(w, _IX)                 # row of the results * objectives
         self.k = np.ones(w, np.int32)                 # regime switches so far (+1)
         self.xk = np.zeros(w, np.uint64)              # the sample's next stream word
+        self.te, self.ue = np.full(w, np.nan, _F4), np.zeros(w, _F4)
+        self.isb = np.zeros(w, bool)
         self.batch = _BATCH                           # samples started at once
         self.res: dict[str, np.ndarray] = {}
         self.res_at = self.res_n = 0
         # scratch, reused every pass
-        self._f = np.empty((12, w), _F4)
+        self._f = np.empty((10, w), _F4)
         self._m = np.empty((2, w), _U4)
-        self._b = np.empty((4, w), bool)
+        self._b = np.empty((3, w), bool)
         self._i = np.empty((2, w), _IX)
         self._h = np.empty((2, w), np.uint64)
-        self._tmp = np.empty((2, w), np.uint64)
 
     # -- the start of a sample ------------------------------------------------------------
 
-    def _start(self, a: int, b: int) -> tuple[dict[str, np.ndarray], np.ndarray]:
-        """State of samples [a, b) at their start, and which of them are already done."""
+    def _start(self, a: int, b: int) -> dict[str, np.ndarray]:
+        """State and first event of the samples [a, b) that have one within the horizon
+        (the others are done: their arrivals and positions are written)."""
         tab, h, n = self.tab, self.h, self.tab.n
         m = b - a
-        forces = np.arange(a // n, (b - 1) // n + 1)      # samples are in force order
-        counts = np.minimum(b, forces * n + n) - np.maximum(a, forces * n)
-        fi = np.repeat(forces, counts)
-        x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = np.repeat(
-            tab.per_force[:, forces[0]:forces[-1] + 1], counts, axis=1)
         g = np.arange(a, b, dtype=_IX)
+        if a // n == (b - 1) // n:      # one force (the usual case): its constants as scalars
+            fi: np.ndarray | int = a // n
+            x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = tab.per_force[:, fi]
+            t0 = np.full(m, t0)
+            base = tab.base_keys[fi]
+        else:                           # (np.repeat copies element by element: take instead)
+            fi = g // n
+            x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = (
+                row.take(fi) for row in tab.per_force)
+            base = tab.base_keys.take(fi)
         with np.errstate(over="ignore"):
             key = (g - fi * n).astype(np.uint64)           # the sample's number in its force
             key *= rng.GOLDEN
-            key += np.repeat(tab.base_keys[forces[0]:forces[-1] + 1], counts)
+            key += base
             tmp = np.empty((2, m), np.uint64)
             key = rng.mix_into(key, key, tmp[0])
             words = key + _WORDS2                          # stream words 0 and 1
@@ -251,10 +271,11 @@ class _Pipeline:
         np.maximum(v, 0.0, out=v)
         v *= reg != 0
         tsw = np.log(a_hold)
-        tsw *= tab.neg_inv_exit.take(reg)
+        tsw *= (-tab.inv_exit).astype(_F4).take(reg)
         tsw += t
         zp *= pace_sd                                      # log of the sample's own pace
         # barriers and objectives already behind the start
+        fi = np.broadcast_to(fi, (m,))
         ev = fi * tab.ne
         for _c in range(tab.ne - 1):
             behind = tab.ev_s_flat.take(ev) <= s
@@ -271,14 +292,20 @@ class _Pipeline:
         far = np.flatnonzero(s > tab.supplied.take(fi))   # beyond the supply range
         if far.size:
             s[far] = effective_km(s[far].astype(float), tab.b[fi[far]], tab.d[fi[far]])
+        g *= tab.no
+        state = {"t": t, "u": s, "v": v, "tsw": tsw, "lp": zp, "fr": fi * 6 + 2 * reg,
+                 "eb": ev, "ob": ob, "rowno": g, "k": np.ones(m, np.int32), "xk": key}
         if self.pos is not None:   # a sample done at its start stays where it is
             dn = np.flatnonzero(done)
-            self.pos[g[dn]] = np.where(np.isnan(t0[dn]), np.nan, s[dn])[:, None]
-        g *= tab.no
-        fi *= 3
-        state = {"t": t, "u": s, "v": v, "tsw": tsw, "lp": zp, "reg": reg, "eb": ev, "ob": ob,
-                 "fi3": fi, "rowno": g, "k": np.ones(m, np.int32), "xk": key}
-        return state, done
+            self.pos[g[dn] // tab.no] = np.where(np.isnan(t0[dn]), np.nan, s[dn])[:, None]
+        live = np.flatnonzero(~done)
+        if live.size < m:
+            state = {name: x[live] for name, x in state.items()}
+        fin = self._head(state)                            # the first event
+        if fin.any():
+            live = np.flatnonzero(~fin)
+            state = {name: x[live] for name, x in state.items()}
+        return state
 
     def _refill(self, slots: np.ndarray) -> None:
         """Start the next samples in these free slots; slots left over go idle. Samples are
@@ -288,10 +315,9 @@ class _Pipeline:
                 if self.next >= self.end:
                     break
                 b = min(self.end, self.next + self.batch)
-                state, done = self._start(self.next, b)
+                state = self._start(self.next, b)
                 self.next = b
-                keep = np.flatnonzero(~done) if done.any() else slice(None)
-                self.res = {name: np.ascontiguousarray(x[keep], dtype=getattr(self, name).dtype)
+                self.res = {name: np.ascontiguousarray(x, dtype=getattr(self, name).dtype)
                             for name, x in state.items()}
                 self.res_at, self.res_n = 0, len(self.res["t"])
             k = min(slots.size, self.res_n - self.res_at)
@@ -299,7 +325,9 @@ class _Pipeline:
             for name in self.STATE:
                 getattr(self, name)[put] = self.res[name][self.res_at:self.res_at + k]
             self.res_at += k
-        self.t[slots] = np.nan
+        self.t[slots] = np.nan                            # idle: no event ever
+        self.te[slots] = np.nan
+        self.isb[slots] = False
 
     def _exhausted(self) -> bool:
         return self.next >= self.end and self.res_at >= self.res_n
@@ -307,7 +335,6 @@ class _Pipeline:
     # -- the passes -------------------------------------------------------------------------
 
     def run(self) -> None:
-        tab = self.tab
         self.arrival[self.next:self.end] = np.inf
         if self.pos is not None:
             self.pos[self.next:self.end] = np.nan
@@ -321,42 +348,69 @@ class _Pipeline:
                     for name in self.STATE:
                         setattr(self, name, getattr(self, name)[live])
                     self.w = live.size
-            self._pass(tab)
+            self._pass()
 
-    def _pass(self, tab: _Tables) -> None:
-        """One event of every sample in flight."""
-        w = self.w
-        t, u, v, tsw, h = self.t, self.u, self.v, self.tsw, self.h
-        ub, tb, sw, um, z, zs, th, lb, xs, xb, sg, e = self._f[:, :w]
-        mask, mb = self._m[:, :w]
-        isb, fin, nb, go = self._b[:, :w]
-        new, idx = self._i[:, :w]
-        hh, tmp = self._h[0, :w], self._h[1, :w]
+    def _head(self, st: dict[str, np.ndarray] | None = None) -> np.ndarray:
+        """Each sample's next event (time ``te``, at a barrier ``isb``, position ``ue``) and
+        the objectives it passes on the way; returns where the next event lies beyond the
+        horizon (the sample is done). On the pipeline's slots, or on a dict of states."""
+        tab, h = self.tab, self.h
+        if st is None:
+            t, u, v, tsw, eb = self.t, self.u, self.v, self.tsw, self.eb
+            w = self.w
+            ub, um = self._f[0, :w], self._f[1, :w]
+            mb = self._m[1, :w]
+            fin, go = self._b[1, :w], self._b[2, :w]
+            te, isb = self.te, self.isb
+        else:
+            t, u, v, tsw, eb = st["t"], st["u"], st["v"], st["tsw"], st["eb"]
+            w = t.size
+            ub, um, te = np.empty(w, _F4), np.empty(w, _F4), np.empty(w, _F4)
+            mb = np.empty(w, _U4)
+            fin, go, isb = np.empty(w, bool), np.empty(w, bool), np.empty(w, bool)
+            st["te"], st["isb"] = te, isb
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            # the next event: the next obstacle or line, or the next switch
-            tab.ev_u.take(self.eb, out=ub, mode="clip")
-            np.subtract(ub, u, out=tb)
-            np.divide(tb, v, out=tb)                          # inf (or nan) if v == 0
-            np.add(tb, t, out=tb)
-            np.less_equal(tb, tsw, out=isb)                   # a barrier comes first
-            np.negative(isb.view(np.uint8), out=mask, dtype=_U4)
-            # the event's time: the barrier's, or the switch's (tb >= t; a switch that fell
-            # inside a wait happens at its end; fmin: tb is nan where v = 0 at a barrier)
-            te = np.fmin(tb, tsw, out=tb)
+            tab.ev_u.take(eb, out=ub, mode="clip")         # the next obstacle or line
+            np.subtract(ub, u, out=te)
+            np.divide(te, v, out=te)                      # inf (or nan) if v == 0
+            np.add(te, t, out=te)
+            np.less_equal(te, tsw, out=isb)               # the barrier comes first
+            # the event's time: the barrier's, or the switch's (a switch that fell inside a
+            # wait happens at its end; fmin: nan where v = 0 at a barrier)
+            np.fmin(te, tsw, out=te)
             np.maximum(te, t, out=te)
-            np.greater(te, h, out=fin)                        # beyond the horizon: done
+            np.greater(te, h, out=fin)                    # beyond the horizon: done
             # where the sample is at the event, or at the horizon if that comes first
             np.minimum(te, h, out=um)
             np.subtract(um, t, out=um)
             np.multiply(um, v, out=um)
             np.add(um, u, out=um)
             np.logical_not(fin, out=go)
-            go &= isb                                         # at a barrier, in the horizon
+            go &= isb
             np.negative(go.view(np.uint8), out=mb, dtype=_U4)
-            ue = _select(mb, ub, um, ub)
-            self._objectives(ue, sw, zs)
-            if self.pos is not None:
-                self._snap_moving(te, fin)
+            if st is None:
+                ue = _select(mb, ub, um, self.ue)
+                self._objectives(t, u, v, ue, self.ob, self.rowno, um, go)
+                if self.pos is not None:
+                    self._snap_moving(t, u, v, te, fin, self.rowno)
+            else:
+                st["ue"] = ue = _select(mb, ub, um, ub)
+                self._objectives(t, u, v, ue, st["ob"], st["rowno"])
+                if self.pos is not None:
+                    self._snap_moving(t, u, v, te, fin, st["rowno"])
+        return fin
+
+    def _pass(self) -> None:
+        """Every slot's event, then its next event; done samples make way for new ones."""
+        tab, w = self.tab, self.w
+        t, u, v, tsw, te, isb = self.t, self.ue, self.v, self.tsw, self.te, self.isb
+        z, zs, th, lb, xs, xb, sg, e = self._f[2:, :w]
+        mask = self._m[0, :w]
+        nb = self._b[0, :w]
+        new, idx = self._i[:, :w]
+        hh, tmp = self._h[0, :w], self._h[1, :w]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            np.negative(isb.view(np.uint8), out=mask, dtype=_U4)
             # this event's word: a normal pair (z, zs) by Box-Muller, a log-uniform lb
             rng.mix_into(self.xk, hh, tmp)
             np.add(self.xk, rng.GOLDEN, out=self.xk)
@@ -370,46 +424,44 @@ class _Pipeline:
             np.multiply(z, th, out=z)
             np.log(lb, out=lb)
             # a switch: the jump chain's next regime (by zs), its speed (z), holding time (lb)
-            reg = self.reg
-            tab.jump_z.take(reg, out=xs, mode="clip")
+            fr = self.fr
+            tab.jump_z.take(fr, out=xs, mode="clip")
             np.greater(zs, xs, out=nb)
-            np.add(reg, reg, out=idx)
-            idx += nb
-            tab.jump_to.take(idx, out=new, mode="clip")
-            np.add(self.fi3, new, out=idx)
-            tab.log_med.take(idx, out=xs, mode="clip")
+            np.add(fr, nb, out=idx)
+            tab.next_fr.take(idx, out=new, mode="clip")
+            tab.next_log_med.take(idx, out=xs, mode="clip")
             xs += self.lp
-            tab.sigma.take(new, out=sg, mode="clip")
+            tab.next_sigma.take(idx, out=sg, mode="clip")
             sg *= z
-            xs += sg                                          # log of the new speed
-            tab.neg_inv_exit.take(new, out=sw, mode="clip")
-            sw *= lb
-            sw += te                                          # the next switch
+            xs += sg                                      # log of the new speed
+            tab.next_neg_hold.take(idx, out=th, mode="clip")
+            th *= lb
+            th += te                                      # the next switch
             # a barrier: an obstacle's delay (z); a halt line: none
             tab.mu.take(self.eb, out=xb, mode="clip")
             tab.sig.take(self.eb, out=sg, mode="clip")
             sg *= z
             xb += sg
             _select(mask, xb, xs, xb)
-            np.exp(xb, out=e)                                 # a speed or a delay
-            # the new state
-            np.copyto(u, ue)
+            np.exp(xb, out=e)                             # a speed or a delay
+            # the new state (the position: ue, where the head put it; swapped, not copied)
+            self.u, self.ue = u, self.u
             _select(mask, v, e, v)
-            _select(mask, tsw, sw, tsw)
+            _select(mask, tsw, th, tsw)
             ev = e.view(_U4)
             ev &= mask
-            np.add(te, e, out=t)                              # the delay at a barrier
-            new -= reg                                        # the regime's change
+            np.add(te, e, out=t)                          # the delay at a barrier
+            new -= fr                                     # the regime's change
             np.logical_not(isb, out=nb)
             new *= nb
-            reg += new
+            fr += new
             self.k += nb
             if int(self.k.max()) >= tab.k_max:
                 tsw[self.k >= tab.k_max] = np.inf
             # a halt line: stop there if the order is obeyed (zs below the probit of p_obey)
             # and in force
             np.equal(e, 0.0, out=nb)
-            nb &= go
+            nb &= isb
             halt = np.flatnonzero(nb)
             if halt.size:
                 at = self.eb[halt]
@@ -419,51 +471,58 @@ class _Pipeline:
                 t[halt[stop]] = until[stop]
             self.eb += isb
             if self.pos is not None:
-                self._snap_still(te, fin, isb)
-            done = np.flatnonzero(fin)
-            if done.size:
-                self._refill(done)
+                self._snap_still(te, isb)
+        fin = self._head()
+        done = np.flatnonzero(fin)
+        if done.size:
+            self._refill(done)
 
-    def _objectives(self, ue: np.ndarray, uo: np.ndarray, at: np.ndarray) -> None:
-        """Arrivals at the objectives passed on the way to ``ue`` (``uo``, ``at``:
-        scratch)."""
+    def _objectives(self, t: np.ndarray, u: np.ndarray, v: np.ndarray, ue: np.ndarray,
+                    ob: np.ndarray, rowno: np.ndarray, uo: np.ndarray | None = None,
+                    hit: np.ndarray | None = None) -> None:
+        """Arrivals at the objectives passed on the way from ``u`` (at ``t``, speed ``v``) to
+        ``ue``; moves the pointers ``ob`` on (``uo``, ``hit``: scratch)."""
         tab = self.tab
-        tab.ob_u.take(self.ob, out=uo, mode="clip")
-        hit = np.flatnonzero(uo <= ue)
+        uo = tab.ob_u.take(ob, out=uo, mode="clip")
+        hit = np.flatnonzero(np.less_equal(uo, ue, out=hit))
         if not hit.size:
             return
-        np.subtract(uo, self.u, out=at)                      # (for every slot: cheaper
-        np.divide(at, self.v, out=at)                        # than gathering four arrays)
-        np.add(at, self.t, out=at)
-        ob, rn = self.ob[hit], self.rowno[hit]
-        ath = np.minimum(at[hit], self.h)                    # (<= h but for rounding)
+        obh, rn = ob[hit], rowno[hit]
+        uoh = tab.ob_u[obh]
+        th, uh, vh = t[hit], u[hit], v[hit]
         while True:
-            self.arrival_flat[rn + tab.ob_col_flat[ob]] = ath
-            ob += 1
-            self.ob[hit] = ob
-            uoh = tab.ob_u[ob]
-            more = np.flatnonzero(uoh <= ue[hit])            # two objectives in one segment
+            at = np.minimum(th + (uoh - uh) / vh, self.h)   # (<= h but for rounding)
+            self.arrival_flat[rn + tab.ob_col_flat[obh]] = at
+            obh += 1
+            ob[hit] = obh
+            uoh = tab.ob_u[obh]
+            more = np.flatnonzero(uoh <= ue[hit])           # two objectives in one segment
             if not more.size:
                 return
-            hit, ob, rn, uoh = hit[more], ob[more], rn[more], uoh[more]
-            ath = np.minimum(self.t[hit] + (uoh - self.u[hit]) / self.v[hit], self.h)
+            hit, obh, rn, uoh = hit[more], obh[more], rn[more], uoh[more]
+            th, uh, vh = th[more], uh[more], vh[more]
 
-    def _snap_moving(self, te: np.ndarray, fin: np.ndarray) -> None:
-        """Positions at the snapshot times that fall in this pass's moving segment (a sample
-        that ends moves on at its speed; one whose time reached the horizon stays)."""
-        t, end = self.t, te.copy()
+    def _snap_moving(self, t: np.ndarray, u: np.ndarray, v: np.ndarray, te: np.ndarray,
+                     fin: np.ndarray, rowno: np.ndarray) -> None:
+        """Positions at the snapshot times that fall in the moving segment from ``t`` to the
+        next event (a sample that is done moves on at its speed; one whose time reached the
+        horizon stays where it is)."""
+        end = te.copy()
         end[fin] = np.inf
-        end[t >= self.h] = t[t >= self.h]
+        still = t >= self.h
         for j, ts in enumerate(self.snaps):
-            hit = np.flatnonzero((t <= ts) & (ts < end))
+            hit = np.flatnonzero((t <= ts) & (ts < end) & ~still)
             if hit.size:
-                at = self.u[hit] + self.v[hit] * (_F4(ts) - t[hit])
-                self.pos[self.rowno[hit] // self.tab.no, j] = at
+                at = u[hit] + v[hit] * (_F4(ts) - t[hit])
+                self.pos[rowno[hit] // self.tab.no, j] = at
+            hit = np.flatnonzero(still & (t <= ts))
+            if hit.size:
+                self.pos[rowno[hit] // self.tab.no, j] = u[hit]
 
-    def _snap_still(self, te: np.ndarray, fin: np.ndarray, isb: np.ndarray) -> None:
+    def _snap_still(self, te: np.ndarray, isb: np.ndarray) -> None:
         """Positions at the snapshot times inside a wait at a barrier (after the event)."""
         for j, ts in enumerate(self.snaps):
-            hit = np.flatnonzero(isb & ~fin & (te <= ts) & (ts < self.t))
+            hit = np.flatnonzero(isb & (te <= ts) & (ts < self.t))
             if hit.size:
                 self.pos[self.rowno[hit] // self.tab.no, j] = self.u[hit]
 
