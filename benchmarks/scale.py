@@ -15,7 +15,9 @@ of what is measured here (benchmarks/ingest.py and the estimate's own tests cove
 Figures per size (10^5, 10^6, 10^7 reports) and engine: seconds and reports/s estimated end
 to end (read + as-of cut + sort/pad + filters; wall clock), seconds and forces/s with the
 forecast (a modest sample count per force: --samples, default 16), peak resident memory per
-worker (the local run is a fresh subprocess, the cluster's workers report their own). The peer,
+worker (the local run is a fresh subprocess, the cluster's workers report their own). The
+estimate pass runs twice: the first pass (shown in brackets) also pays for the process's first
+touch of its memory; the second is the steady state of a long-running worker. The peer,
 in the same run over the same archive: one plain NumPy pass (read, cut, group by force with
 bincount, least-squares speed), the floor of what reading and grouping costs.
 
@@ -112,8 +114,8 @@ def local_child(archive: str, samples: int) -> None:
     from warroom.engine.local import LocalEngine
 
     eng = LocalEngine()
-    out = {"estimate": run(eng, archive, None), "forecast": run(eng, archive, samples),
-           "peer": peer(eng, archive)}
+    out = {"cold": run(eng, archive, None), "estimate": run(eng, archive, None),
+           "forecast": run(eng, archive, samples), "peer": peer(eng, archive)}
     print(json.dumps(out))
 
 
@@ -162,14 +164,15 @@ def main() -> None:
                       f"({fmt_rate(info['reports'] / gen)}, NumPy, vectorised)")
             loc = local(str(path), a.samples)
             with DaskEngine(n_workers=a.workers, threads_per_worker=1) as eng:
-                clu = {"estimate": run(eng, str(path), None),
+                clu = {"cold": run(eng, str(path), None), "estimate": run(eng, str(path), None),
                        "forecast": run(eng, str(path), a.samples)}
             rows.append((nf * 10, loc, clu))
             n = loc["estimate"]["read"]
             for name, r in (("local", loc), (f"dask x{a.workers}", clu)):
-                e, f = r["estimate"], r["forecast"]
+                c, e, f = r["cold"], r["estimate"], r["forecast"]
                 print(f"  {n:>11,} reports  {name:<8} estimate {e['wall']:7.2f} s "
-                      f"{fmt_rate(n / e['wall']):>10}  | + forecast {f['wall']:7.2f} s "
+                      f"{fmt_rate(n / e['wall']):>10} (first pass {c['wall']:.2f} s)  "
+                      f"| + forecast {f['wall']:7.2f} s "
                       f"({fmt_rate(f['forces'] / f['wall'])} forces)  | peak MB per worker: "
                       f"{'/'.join(f'{m:.0f}' for m in e['peak_mb'])}, with forecast "
                       f"{'/'.join(f'{m:.0f}' for m in f['peak_mb'])}  | {e['tasks']} tasks")
@@ -190,7 +193,7 @@ def main() -> None:
         if not a.dir:
             shutil.rmtree(root, ignore_errors=True)
 
-    print("\nscaling (wall seconds per million reports; linear = flat):")
+    print("\nscaling (wall seconds per million reports, second pass; linear = flat):")
     for name, key in (("local estimate", ("l", "estimate")), ("local + forecast",
                                                                ("l", "forecast")),
                       ("dask estimate", ("c", "estimate")), ("dask + forecast",
@@ -203,8 +206,10 @@ def main() -> None:
     rate = big / loc["estimate"]["wall"]
     ratio = clu["estimate"]["wall"] / loc["estimate"]["wall"]
     ratio_f = clu["forecast"]["wall"] / loc["forecast"]["wall"]
+    cold = big / loc["cold"]["wall"]
     print(f"\ntarget >= {TARGET_RATE:,} reports/s estimated end to end locally at {big:,} "
-          f"reports: {fmt_rate(rate)} -> {'met' if rate >= TARGET_RATE else 'MISSED'}")
+          f"reports: {fmt_rate(rate)} (first pass {fmt_rate(cold)}) -> "
+          f"{'met' if rate >= TARGET_RATE else 'MISSED'}")
     print(f"target cluster within {TARGET_RATIO}x of local: estimate {ratio:.2f}x, with "
           f"forecast {ratio_f:.2f}x -> "
           f"{'met' if max(ratio, ratio_f) <= TARGET_RATIO else 'MISSED'}")

@@ -183,6 +183,16 @@ def plans_of(b: Bucket, est: ColumnarEstimate, as_of: int,
 
 
 def _peak_rss_mb() -> float:
+    """This process's peak resident memory (MiB). On Linux the high-water mark of its own
+    address space (``VmHWM``): ``ru_maxrss`` would also count the parent's memory at the
+    fork before ``exec``, which is not this worker's."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0  # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
