@@ -236,8 +236,8 @@ def run_bucket(buckets: int | list[int], *, archive: str, as_of: int,
 
 def race_odds(results: list[BucketResult]) -> tuple[np.ndarray, np.ndarray]:
     """P(first) of every force in its race, from all buckets' arrival samples together:
-    ``(global force index, P)`` sorted by index. A sample's winner is its earliest finite
-    arrival (nobody within the horizon: no winner)."""
+    ``(global force index, P)`` in (race, index) order. A sample's winner is its earliest
+    finite arrival (nobody within the horizon: no winner; a tie counts for each tied racer)."""
     index = np.concatenate([r.index for r in results])
     race = np.concatenate([r.race for r in results])
     arr = np.concatenate([r.arrivals for r in results if r.arrivals is not None])
