@@ -1232,6 +1232,65 @@ def csv_urls(path: Path) -> list[str]:
     return urls
 
 
+# What `warroom backtest` shows on this scenario (figures with seed 0 and 1000 samples; they
+# move a little if the forecast engine changes: rerun the command to refresh them).
+BACKTEST_SECTION = """## How good were the forecasts? (backtest)
+
+```sh
+warroom backtest --scenario berlin1945 --from 1945-04-01T00:00Z --out backtest/
+```
+
+Every 6 hours from 1 April (152 cut-offs) the forecast is made from the reports received by
+then and scored against what the record shows: the `reached` reports (Ninth Army on the Elbe
+11 April 10:00, First Army at Torgau 25 April, 1st Belorussian Front in Berlin 21 April 09:00)
+and, for First Army's Elbe crossing, its smoothed track (26 April). Nobody else arrives in the
+record; where the record ends (8 May) before cut-off + 30 days, those forecasts are
+*censored*: counted (701 cases), not scored. The 1st Ukrainian Front is never scored for Berlin:
+no report of it reaching the city exists in the record, although its tanks were in the
+southern suburbs from 22 April.
+
+| | forecast | naive (last speed held) | calibrated / target |
+|---|---|---|---|
+| ETA cases scored | 475 | | |
+| p10-p90 coverage | 74% | | 80% |
+| actual at or before the forecast median | 76% | | 50% |
+| CRPS of the ETA | 8.1 days | 12.1 days (skill 0.33) | |
+| Brier score of P(first), 578 events | 0.122 | 0.321 (uniform 1/k: 0.168) | |
+
+What it shows, honestly:
+
+- **The model was too slow for every arrival that happened.** For the Ninth Army at the Elbe,
+  First Army at Torgau and the Elbe, and the 1st Belorussian Front at Berlin, the real arrival
+  came before the forecast median at 99-100% of the cut-offs, and outside the p10-p90 interval
+  at 11% (1st Belorussian Front), 24% (Ninth Army) and 40% (First Army) of them. The model
+  learns a force's pace from its record and expects halts to last weeks; these arrivals came
+  from sudden dashes (the Ninth Army's 57-mile day to the Elbe, the 1st Belorussian Front
+  from the Oder to Berlin in five days after a two-month halt).
+- **It was good at saying who would not arrive.** The Third Army (turned south-east), the
+  Ninth and First Armies (halted on the Elbe and Mulde) and the 1st Belorussian Front (never
+  went on to the Elbe) were given little chance of getting there within 30 days: coverage
+  74-89%, CRPS 0.1-3.3 days (6.7 for the Third Army and the Elbe), and where the naive
+  forecast had a finite guess the model beat it clearly (skill 0.55-0.91).
+- **It never called a winner ahead of time.** The Ninth Army's P(first) for the Elbe peaked at
+  0.49 (7 April) and was 0.25 at the last cut-off before it arrived. For Berlin, the
+  1st Belorussian Front went from 0.35 to 0.93 on 20 April (18:00, after the Bernau report)
+  and back to 0.32 six hours later, when the 1st Ukrainian Front's report from Wünsdorf made
+  it the favourite (0.67); the 1st Belorussian Front reached the city at 09:00 next morning.
+  Lead time: none for either race.
+- **P(first) is unreliable in the middle.** Racers given 0.3-0.5 won 55-81% of the time (too
+  timid about the eventual winners); of the 22 forecasts above 0.5 only two came true.
+
+Over the whole record (`warroom backtest --scenario berlin1945`, 392 cut-offs from 31
+January) the figures look better (p10-p90 coverage 81%, CRPS 4.3 against 5.0 days) only
+because February and March add many easy "beyond the horizon" cases while the fronts stood
+still; they also expose two more weaknesses: a force with no report yet gets P(first) 0 (the
+US armies for the Elbe until they reported crossing the Rhine), and a long operational pause
+is not understood: while the 1st Belorussian Front stood on the Oder from February to
+mid-April, the model gave it P = 0.5-0.6 of reaching Berlin first within 30 days at 176
+cut-offs up to 21 March (a halt, to the model, ends after 25 days on average), and it did not.
+"""
+
+
 def build_readme(stats, reports, shared: Path) -> str:
     F = stats["forces"]
     DECISION_SOURCES = csv_urls(shared / "race1945_decisions.csv")
@@ -1637,6 +1696,8 @@ def build_readme(stats, reports, shared: Path) -> str:
     L.append("- Also judgement: the route continuations beyond the record, the mapping of "
              "the 1st Ukrainian Front's timetable to Berlin, 21 April as the 1st Belorussian "
              "Front reaching Berlin, and the Lippstadt and Ketzin assignments.")
+    L.append("")
+    L += BACKTEST_SECTION.splitlines()
     L.append("")
     L.append("## Sources")
     L.append("")
