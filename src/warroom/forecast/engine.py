@@ -529,8 +529,8 @@ class _Pipeline:
 
 def simulate(plans: Sequence[ForcePlan], params: ForecastParams,
              rates: np.ndarray) -> list[np.ndarray]:
-    """Arrival times (days after as_of; inf = not within the horizon) per force, shape
-    ``(samples, objectives of that force)``."""
+    """Arrival times (days after as_of, float32; inf = not within the horizon) per force,
+    shape ``(samples, objectives of that force)``."""
     return simulate_full(plans, params, rates)[0]
 
 
@@ -545,11 +545,13 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
     ``width``: samples in flight per thread. Neither changes the result."""
     n = params.samples
     if not plans or n <= 0:
-        return [np.empty((max(n, 0), len(p.objectives))) for p in plans], \
+        return [np.empty((max(n, 0), len(p.objectives)), _F4) for p in plans], \
             [np.empty((max(n, 0), len(snap_days))) for p in plans]
     tab = _Tables(plans, params, rates)
     total = len(plans) * n
-    arrival = np.empty((total, tab.no))        # each pipeline fills its own rows (first touch)
+    # float32: the engine's precision (times to a fraction of a second); each pipeline fills
+    # its own rows (first touch, in its thread)
+    arrival = np.empty((total, tab.no), dtype=_F4)
     snaps = np.asarray(snap_days, dtype=float)
     pos = np.empty((total, snaps.size), dtype=_F4) if snaps.size else None
     if workers is None:

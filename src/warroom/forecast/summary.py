@@ -74,7 +74,7 @@ def summarise(scenario: Scenario, estimates: dict[str, ForceEstimate],
         e = est.as_dict()
         objs: dict[str, Any] = {}
         for col, oid in enumerate(p.objectives):
-            a = arr[:, col]
+            a = arr[:, col].astype(float)      # (the engine's float32, compared in float64)
             reached = p.reached.get(oid)
             if reached is not None:
                 a = np.full_like(a, (reached - as_of) / SECONDS_PER_DAY)
