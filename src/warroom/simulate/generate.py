@@ -58,7 +58,16 @@ START_REGIMES = (0.1, 0.75, 0.15)  # halted, advancing, pursuit at day 0
 @dataclass(frozen=True)
 class SimSpec:
     """What to simulate. Times: ``start`` is day 0 (UTC epoch seconds); ``days`` the record's
-    length."""
+    length. ``per_race`` forces race for each objective; ``rivers`` (0-3) how many rivers
+    lie across the routes; ``halt_share`` the share of forces with a halt order;
+    ``off_axis_share`` and ``false_share`` the shares of bad position reports;
+    ``start_regimes`` the regime probabilities at day 0; ``grades``, if given, the grades of
+    all position reports (else each source's own). ``mis_specified`` adds the hidden halts
+    (probability ``surprise_p``, lasting ``surprise_days``, ``(inf, inf)`` for good).
+
+    The forecast's own world, where it should be calibrated, is ``rivers=0, halt_share=0,
+    off_axis_share=0, false_share=0, start_regimes=(0, 1, 0), grades=("B2",)`` (see
+    ``tests/test_backtest.py``); the defaults are a harder, more realistic world."""
 
     forces: int = 30
     per_race: int = 3
