@@ -298,13 +298,16 @@ class _Pipeline:
         if self.pos is not None:   # a sample done at its start stays where it is
             dn = np.flatnonzero(done)
             self.pos[g[dn] // tab.no] = np.where(np.isnan(t0[dn]), np.nan, s[dn])[:, None]
-        live = np.flatnonzero(~done)
-        if live.size < m:
-            state = {name: x[live] for name, x in state.items()}
+        t[done] = np.nan                                   # (no event: done below)
         fin = self._head(state)                            # the first event
-        if fin.any():
-            live = np.flatnonzero(~fin)
-            state = {name: x[live] for name, x in state.items()}
+        if fin.any():   # done already: dropped, or (if few) left idle for a pass (cheaper)
+            if fin.mean() > 0.25:
+                live = np.flatnonzero(~fin)
+                state = {name: x[live] for name, x in state.items()}
+            else:
+                t[fin] = np.nan
+                state["te"][fin] = np.nan
+                state["isb"][fin] = False
         return state
 
     def _refill(self, slots: np.ndarray) -> None:
@@ -379,7 +382,8 @@ class _Pipeline:
             # wait happens at its end; fmin: nan where v = 0 at a barrier)
             np.fmin(te, tsw, out=te)
             np.maximum(te, t, out=te)
-            np.greater(te, h, out=fin)                    # beyond the horizon: done
+            np.less_equal(te, h, out=fin)                 # beyond the horizon (or idle):
+            np.logical_not(fin, out=fin)                  # done
             # where the sample is at the event, or at the horizon if that comes first
             np.minimum(te, h, out=um)
             np.subtract(um, t, out=um)
