@@ -225,6 +225,23 @@ def test_every_case_is_scored_or_counted_and_censoring_is_reported(tmp_path: Pat
     assert total == len(cuts) * len(ws.scenario.forces)
 
 
+def test_cutoffs_can_run_in_other_processes(tmp_path: Path) -> None:
+    """forecast_at is pure and picklable: any map (here a process pool; a cluster's in
+    production) gives the same backtest as the builtin one."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    spec = SimSpec(forces=6, seed=9, days=25)
+    write_scenario(simulate(spec), tmp_path)
+    ws = open_workspace(None, str(tmp_path))
+    cuts = [spec.start + k * SECONDS_PER_DAY for k in range(2, 24, 3)]
+    params = BacktestParams(ForecastParams(samples=150, seed=3))
+    here = run_backtest(ws.scenario, ws.store.reports_by_force(), cuts, params)
+    with ProcessPoolExecutor(max_workers=2) as pool:
+        there = run_backtest(ws.scenario, ws.store.reports_by_force(), cuts, params,
+                             map_fn=pool.map)
+    assert json.dumps(there, sort_keys=True) == json.dumps(here, sort_keys=True)
+
+
 # -- calibration on synthetic races --------------------------------------------------------------
 # The model's own world: its regime chain and speeds, reports of grade B2 with delays, forces
 # starting on the move; cut-offs from day 4 as in test_calibration. Rivers and halt orders are
@@ -269,7 +286,7 @@ def test_simulate_then_backtest_through_the_cli(tmp_path: Path) -> None:
     r = runner.invoke(app, ["backtest", "--scenario", str(folder), "--every", "2d",
                             "--samples", "200", "--json", "--out", str(out)])
     assert r.exit_code == 0, r.output
-    bt = json.loads(r.stdout)
+    bt = json.loads(r.stdout, parse_constant=lambda c: pytest.fail(f"{c} is not JSON"))
     assert bt["cutoffs"] >= 10 and bt["every_h"] == 48 and bt["engine"] == "local"
     assert bt["eta"]["overall"]["n"] > 0 and bt["races"]["events"] > 0
     assert json.loads((out / "backtest.json").read_text())["eta"] == bt["eta"]
