@@ -213,7 +213,7 @@ def races_png(scenario: Scenario | None, bt: dict[str, Any], width_px: int = 900
     fig = style.new_figure(width_px, round(260 * len(races) + 60), dpi)
     h = 1.0 / len(races)
     for k, r in enumerate(races):
-        ax = fig.add_axes((0.1, 1 - (k + 1) * h + 0.09 * h, 0.68, 0.75 * h))
+        ax = fig.add_axes((0.09, 1 - (k + 1) * h + 0.09 * h, 0.62, 0.75 * h))
         t = [parse_time(c) / 86400 for c in r["series"]["cutoffs"]]
         for f, p in r["series"]["p_first"].items():
             ax.plot(t, [math.nan if v is None else v for v in p], lw=1.4,
