@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -122,3 +123,38 @@ def test_migrates_a_version_1_store_keeping_its_reports(tmp_path: Path, validato
     assert [r.report_id for r in s.reports()] == ["old"]
     s.save_briefing(10, 10, False, {"as_of": "x"})  # the tables version 2 added work
     assert s.briefing_before(11) == {"as_of": "x"} and s.briefing_before(10) is None
+
+
+@pytest.mark.parametrize("origin", ["it's.csv", "tab\there.csv", "Küstrin.csv", None])
+def test_origin_is_stored_verbatim(tmp_path: Path, validator: Any, origin: str | None) -> None:
+    s = Store(tmp_path / "o.db")
+    row, errs = validator.row({"report_id": "r1", "source": "fram", "force": "amundsen",
+                               "observed_at": "1911-11-20T12:00:00Z", "lat": "-85", "lon": "-167"})
+    assert errs == []
+    before = int(time.time())
+    assert s.write_batch([row], ["raw"], [2], origin).accepted == 1
+    got, at = s.conn.execute("SELECT origin, ingested_at FROM reports").fetchone()
+    assert got == origin and before <= at <= time.time()
+
+
+def test_batch_with_stored_and_repeated_keys(tmp_path: Path, validator: Any) -> None:
+    """One batch: a new key, a key already stored (same content: duplicate; other content:
+    conflict) and a key twice inside the batch; the counts and the quarantine say which."""
+    s = Store(tmp_path / "k.db")
+
+    def row(rid: str, lat: str) -> tuple:
+        r, _ = validator.row({"report_id": rid, "source": "fram", "force": "amundsen",
+                              "observed_at": "1911-11-20T12:00:00Z", "lat": lat, "lon": "-167"})
+        return r
+
+    s.write_batch([row("old1", "-85"), row("old2", "-85")], ["a", "b"], [2, 3], "first.csv")
+    rows = [row("new", "-85"), row("old1", "-85"), row("old2", "-86"), row("twice", "-85"),
+            row("twice", "-87")]
+    res = s.write_batch(rows, [f"raw{i}" for i in range(5)], [2, 3, 4, 5, 6], "second.csv")
+    assert (res.accepted, res.duplicate, res.conflict) == (2, 1, 2)
+    assert s.count_reports() == 4
+    kinds = sorted((q["line"], q["kind"]) for q in s.quarantined())
+    assert [k for _, k in kinds] == ["conflict", "conflict"]
+    assert kinds[0][0] == 4 and kinds[1][0] in (5, 6)  # old2, and one of the twins
+    lats = dict(s.conn.execute("SELECT report_id, lat FROM reports"))
+    assert lats["old2"] == -85.0  # the stored one is kept

@@ -126,18 +126,16 @@ class Validator:
             received = np.where(blank, observed, received)
             slow |= ~(ok | blank) | (received < observed)
         lat_t, lon_t = col["lat"], col["lon"]
-        lat, lat_ok = floats(lat_t)
-        lon, lon_ok = floats(lon_t)
-        la, lo = np.array(lat), np.array(lon)
+        lat, la, lat_ok = floats(lat_t)
+        lon, lo, lon_ok = floats(lon_t)
         slow |= ~(lat_ok & lon_ok & (la >= -90.0) & (la <= 90.0)
                   & (lo >= -180.0) & (lo <= 180.0))  # NaN fails every comparison
         none: list[Any] = [None] * n
         unc: list[Any] = none
         if "uncertainty_km" in col:
             texts = col["uncertainty_km"]
-            vals, parsed = floats(texts)
+            vals, u, parsed = floats(texts)
             blank = np.fromiter(map(len, texts), np.int64, n) == 0
-            u = np.array(vals)
             slow |= ~(blank | (parsed & (u > 0.0) & (u < np.inf)))
             unc = [v if t else None for t, v in zip(texts, vals, strict=True)]
         grade = ["F6"] * n if "grade" not in col else list(map(_BULK_GRADES.get, col["grade"]))
@@ -168,13 +166,11 @@ class Validator:
         cols: list[Sequence[Any]] = [source, rid, force, observed.tolist(), received.tolist(),
                                      lat, lon, place, unc, grade, event, target, text, sources,
                                      extra]
-        texts_of = {5: lat_t, 6: lon_t}
         if slow.any():
             good = np.flatnonzero(~slow).tolist()
             cols = [[c[i] for i in good] for c in cols]
-            texts_of = {j: [t[i] for i in good] for j, t in texts_of.items()}
         content = cols[:4] + cols[5:]  # all but received_at
-        digests = content_digests(content, len(good), {j - 1: t for j, t in texts_of.items()})
+        digests = content_digests(content, len(good))
         out = ValidBatch(cols + [digests], good, [])
         if slow.any():
             out = self._merge(out, self._row_by_row(b, np.flatnonzero(slow).tolist()))
