@@ -304,7 +304,8 @@ def test_simulate_then_backtest_through_the_cli(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--engine", "dask"], "--engine 'dask'; expected one of local"),
+    (["--engine", "spark"], "--engine 'spark'; expected one of local, dask"),
+    (["--address", "tcp://127.0.0.1:1"], "--address needs --engine dask"),
     (["--every", "0h"], "--every"),
     (["--every", "soon"], "--every: 'soon' is not a duration"),
     (["--from", "1945-04-10T00:00"], "--from: '1945-04-10T00:00' has no zone"),

@@ -17,13 +17,14 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from warroom.cli_engine import AddressOpt, EngineOpt, WorkersOpt, engine_from_options
 from warroom.timeutil import TimeFormatError, parse_time
 from warroom.workspace import UsageError, open_workspace
 
 out = Console(width=None if Console().is_terminal else 120, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-ENGINES = ("local",)  # how the cut-offs are mapped (see warroom.backtest.run.run_backtest)
+ENGINES = ("local", "dask")  # where the cut-offs run (see warroom.backtest.run.run_backtest)
 
 DbOpt = Annotated[str | None, typer.Option("--db", help="SQLite store (default: WARROOM_DB, "
                                            "else warroom.db; in memory with --scenario alone)")]
@@ -69,8 +70,7 @@ def backtest(
     json_out: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
     out_dir: Annotated[str | None, typer.Option("--out", help="write backtest.json and "
                                                 "backtest.html into this folder")] = None,
-    engine: Annotated[str, typer.Option("--engine", help="where the cut-offs run: "
-                                        + ", ".join(ENGINES))] = "local",
+    engine: EngineOpt = "local", address: AddressOpt = None, workers: WorkersOpt = None,
 ) -> None:
     """Forecast at every cut-off from the reports received by then (the bitemporal rule) and
     score against what the full record shows: ETA coverage and CRPS against the naive forecast,
@@ -85,6 +85,8 @@ def backtest(
     with cli._guard():
         if engine not in ENGINES:
             raise UsageError(f"--engine {engine!r}; expected one of {', '.join(ENGINES)}")
+        if address is not None and engine != "dask":
+            raise UsageError("--address needs --engine dask")
         step_h = cli._hours(every)
         if not (step_h > 0 and math.isfinite(step_h)):
             raise UsageError(f"--every: {every!r}; expected a positive duration (e.g. 6h)")
@@ -104,11 +106,17 @@ def backtest(
             raise UsageError(f"no cut-off between --from and --to every {every}")
         params = BacktestParams(ForecastParams(samples=samples, seed=seed,
                                                horizon_days=horizon), estimate_params(sc))
-        with Progress(TextColumn("{task.description}"), BarColumn(),
-                      TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
-                      console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("backtesting", total=len(cutoffs))
-            bt = run_backtest(sc, reports, cutoffs, params, map_fn=_mapper(bar, task))
+        if engine == "local":
+            with Progress(TextColumn("{task.description}"), BarColumn(),
+                          TextColumn("{task.completed}/{task.total}"), TimeRemainingColumn(),
+                          console=err, transient=True, disable=not err.is_terminal) as bar:
+                task = bar.add_task("backtesting", total=len(cutoffs))
+                bt = run_backtest(sc, reports, cutoffs, params, map_fn=_mapper(bar, task))
+        else:  # one task per cut-off on the cluster; the same numbers as local
+            with engine_from_options(engine, address, workers) as eng:
+                err.print(f"backtesting {len(cutoffs)} cut-offs on {eng.name} "
+                          f"({eng.workers} worker(s))", markup=False, highlight=False)
+                bt = run_backtest(sc, reports, cutoffs, params, engine=eng)
         bt["engine"] = engine
         ws.store.close()
         paths = []

@@ -56,6 +56,7 @@ import numpy as np
 from warroom.backtest import scoring
 from warroom.backtest.actuals import Arrival, actual_arrivals, record_end
 from warroom.domain import Report, Scenario
+from warroom.engine.base import Engine
 from warroom.estimate.track import EstimateParams, estimate
 from warroom.forecast.engine import condition_on_silence, simulate
 from warroom.forecast.params import ForecastParams
@@ -133,18 +134,33 @@ def forecast_at(scenario: Scenario, reports: Mapping[str, Sequence[Report]], cut
     return CutoffResult(cutoff, etas, races, decided)
 
 
+def cutoff_task(cutoff: int, scenario: Scenario, reports: Mapping[str, Sequence[Report]],
+                params: BacktestParams) -> CutoffResult:
+    """:func:`forecast_at` with the cut-off first: one task of an engine's ``map`` (the
+    scenario, reports and parameters are shared by every task, sent to each worker once)."""
+    return forecast_at(scenario, reports, cutoff, params)
+
+
 def run_backtest(scenario: Scenario, reports: Mapping[str, Sequence[Report]],
                  cutoffs: Sequence[int], params: BacktestParams | None = None,
-                 map_fn: MapFn = map) -> dict[str, Any]:
-    """Forecast at every cut-off (through ``map_fn``) and score against the full record;
-    the JSON-ready result (see :func:`score_backtest`)."""
+                 map_fn: MapFn = map, engine: Engine | None = None) -> dict[str, Any]:
+    """Forecast at every cut-off (through ``map_fn``, or on ``engine``, e.g. a Dask cluster:
+    one task per cut-off) and score against the full record; the JSON-ready result (see
+    :func:`score_backtest`). Same numbers wherever the cut-offs run: each is a pure function
+    of the scenario, the reports and the parameters (the seed included)."""
     params = params or BacktestParams()
     if not cutoffs:
         raise ValueError("no cut-offs to backtest")
     arrivals = actual_arrivals(scenario, reports, params.estimate)
     end = record_end(reports)
-    job = functools.partial(forecast_at, scenario, reports, params=params)
-    results = sorted(map_fn(job, list(cutoffs)), key=lambda r: r.cutoff)
+    if engine is not None:
+        ran: Iterable[CutoffResult] = engine.map(cutoff_task, list(cutoffs),
+                                                 scenario=scenario, reports=dict(reports),
+                                                 params=params)
+    else:
+        ran = map_fn(functools.partial(forecast_at, scenario, reports, params=params),
+                     list(cutoffs))
+    results = sorted(ran, key=lambda r: r.cutoff)
     out = score_backtest(scenario, results, arrivals, end, params.forecast.horizon_days)
     out["scenario"] = scenario.name
     out["samples"] = params.forecast.samples
