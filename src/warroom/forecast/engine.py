@@ -6,20 +6,25 @@ computed exactly instead of stepping hours through empty road. Events: a regime 
 estimate's Markov chain; the new regime draws a new speed), or reaching an obstacle (wait a
 log-normal delay) or a halt line (stop if the order is obeyed and in force). Objectives are
 not events: a sample's arrival at an objective is read off the segment that passes it. A
-sample ends when its next event lies beyond the horizon.
+sample is done when its next event lies beyond the horizon. A switch that falls inside a wait
+happens when the wait ends; a regime whose exit rate is 0 is never left.
 
-Samples flow through a fixed-width pipeline (``_WIDTH`` samples in flight, float32 state):
-each pass handles one event of every sample in flight, as NumPy arrays; a sample that ends
-frees its slot for the next one, so memory is the pipeline's width plus the results, whatever
-the horizon or the number of samples, and the arrays stay in the processor's cache. The
-branches of an event (switch or barrier) are computed for every slot and chosen bitwise,
-which is cheaper than splitting the slots. Long runs split the samples between threads
-(NumPy releases the GIL in its loops).
+Samples flow through a fixed-width pipeline (``_WIDTH`` samples in flight per thread, float32
+state): each slot holds a sample's state and its next event; a pass applies every slot's
+event and finds its next one, as NumPy arrays. A sample that is done frees its slot for the
+next one (samples are started in batches), so memory is the pipeline's width plus the
+results, whatever the horizon or the number of samples, and the arrays stay in the
+processor's cache. The two kinds of event (switch, barrier) are computed for every slot and
+chosen bitwise, which is cheaper than splitting the slots. Long runs split the samples
+between threads (NumPy releases the GIL in its loops). Results are float32 days after as_of.
 
-Randomness: counter-based (:mod:`warroom.forecast.rng`): each draw is a hash of the seed, the
-force id, the sample, the event number and its purpose, so the output does not depend on the
-order forces are listed, on which other forces are simulated with them, on the pipeline's
-width nor on the threads; and nothing is drawn ahead.
+Randomness: counter-based (:mod:`warroom.forecast.rng`): the draws of a sample's j-th event
+come from one 64-bit hash of (seed, force, sample, j): a Box-Muller pair of normals (the
+cosine one draws the new speed or the delay; the sine one decides the regime jump or the
+obedience to a halt order, against the probit of its probability) and a uniform for the
+holding time. So the output does not depend on the order forces are listed, on which other
+forces are simulated with them, on the pipeline's width nor on the threads; a force's first
+n samples are the same whatever the sample count; nothing is drawn ahead.
 
 Logistics: with supply base at ``b`` km and range ``D`` km, the speed at ``s`` is
 ``v * min(1, D / (s - b))``. In the "effective distance" ``e(s) = s`` up to ``b + D`` and
@@ -119,6 +124,7 @@ class _Tables:
         self.mu, self.sig = mu.astype(_F4).ravel(), sig.astype(_F4).ravel()
         self.obey_z, self.start = _probit(p_obey).astype(_F4).ravel(), start.astype(_F4).ravel()
         self.until = until.astype(_F4).ravel()
+        self.has_halts = bool((kind == HALT).any())
         # the start: the estimate's posterior and regime probabilities, a column per force
         x = np.stack([p.x for p in plans]).astype(float)
         chol = _chol(np.stack([p.cov for p in plans]).astype(float))
@@ -169,11 +175,12 @@ def _probit(p: np.ndarray) -> np.ndarray:
 
 
 def _select(mask: np.ndarray, a: np.ndarray, b: np.ndarray, out: np.ndarray) -> np.ndarray:
-    """``out = a where mask else b``, bitwise on float32 (``mask``: uint32 all ones or zeros;
-    ``out`` may be ``a`` but not ``b``); exact for inf and nan, and without np.where's
-    branches."""
-    ov, bv = out.view(_U4), b.view(_U4)
-    np.bitwise_xor(a.view(_U4), bv, out=ov)
+    """``out = a where mask else b``, bitwise (``mask``: unsigned integers of the arrays'
+    width, all ones or zeros; ``out`` may be ``a`` but not ``b``); exact for inf and nan, and
+    without np.where's branches."""
+    ut = mask.dtype
+    ov, bv = out.view(ut), b.view(ut)
+    np.bitwise_xor(a.view(ut), bv, out=ov)
     np.bitwise_and(ov, mask, out=ov)
     np.bitwise_xor(ov, bv, out=ov)
     return out
@@ -455,19 +462,21 @@ class _Pipeline:
             ev = e.view(_U4)
             ev &= mask
             np.add(te, e, out=t)                          # the delay at a barrier
-            new -= fr                                     # the regime's change
-            np.logical_not(isb, out=nb)
-            new *= nb
-            fr += new
-            self.k += nb
+            m64 = idx.view(np.uint64)                     # (idx is free now)
+            np.negative(isb.view(np.uint8), out=m64, dtype=np.uint64)
+            _select(m64, fr.view(np.uint64), new.view(np.uint64), fr.view(np.uint64))
+            self.k += 1                                   # one more switch, unless a barrier
+            self.k -= isb
             if int(self.k.max()) >= tab.k_max:
                 tsw[self.k >= tab.k_max] = np.inf
             # a halt line: stop there if the order is obeyed (zs below the probit of p_obey)
             # and in force
-            np.equal(e, 0.0, out=nb)
-            nb &= isb
-            halt = np.flatnonzero(nb)
-            if halt.size:
+            halt = ()
+            if tab.has_halts:
+                np.equal(e, 0.0, out=nb)
+                nb &= isb
+                halt = np.flatnonzero(nb)
+            if len(halt):
                 at = self.eb[halt]
                 he = te[halt]
                 until = tab.until[at]
