@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -554,8 +555,9 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
     the times ``snap_days`` (days after as_of), shape ``(samples, len(snap_days))`` per
     force (nan for a force without an estimate).
 
-    ``workers``: threads (default: the machine's cores, for runs large enough to gain);
-    ``width``: samples in flight per thread. Neither changes the result."""
+    ``workers``: threads (default: the machine's cores for runs large enough to gain, when
+    called from the main thread; else one); ``width``: samples in flight per thread. Neither
+    changes the result."""
     n = params.samples
     if not plans or n <= 0:
         return [np.empty((max(n, 0), len(p.objectives)), _F4) for p in plans], \
@@ -567,8 +569,11 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
     arrival = np.empty((total, tab.no), dtype=_F4)
     snaps = np.asarray(snap_days, dtype=float)
     pos = np.empty((total, snaps.size), dtype=_F4) if snaps.size else None
-    if workers is None:
-        workers = min(_cores(), max(1, total // _THREAD_MIN))
+    if workers is None:   # threads of our own only from the main thread: a caller that runs
+        # us in its worker threads (a server, a Dask worker) has its own parallelism, and
+        # more threads than cores only slow NumPy down (they queue for the GIL)
+        main = threading.current_thread() is threading.main_thread()
+        workers = min(_cores(), max(1, total // _THREAD_MIN)) if main else 1
     cuts = np.linspace(0, total, max(1, workers) + 1).astype(int)
     runs = [_Pipeline(tab, int(a), int(b), arrival, pos, snaps, width)
             for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
