@@ -143,6 +143,7 @@ class _Tables:
         with np.errstate(divide="ignore"):
             self.inv_exit = np.where(exit_rate > 0, 1.0 / np.where(exit_rate > 0, exit_rate,
                                                                    1.0), np.inf)
+        self.neg_hold = (-self.inv_exit).astype(_F4)     # minus the mean holding time
         jump = np.where(np.eye(3, dtype=bool), 0.0, rates) / np.where(exit_rate > 0, exit_rate,
                                                                       1.0)[:, None]
         # A sample's force and regime are one index, fr = 6 * force + 2 * regime. From regime
@@ -239,7 +240,7 @@ class _Pipeline:
             x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = tab.per_force[:, fi]
             t0 = np.full(m, t0)
             base = tab.base_keys[fi]
-        else:                           # (np.repeat copies element by element: take instead)
+        else:
             fi = g // n
             x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = (
                 row.take(fi) for row in tab.per_force)
@@ -279,8 +280,10 @@ class _Pipeline:
         np.maximum(v, 0.0, out=v)
         v *= reg != 0
         tsw = np.log(a_hold)
-        tsw *= (-tab.inv_exit).astype(_F4).take(reg)
+        tsw *= tab.neg_hold.take(reg)
         tsw += t
+        if tab.k_max <= 1:                                 # no switch allowed at all
+            tsw[:] = np.inf
         zp *= pace_sd                                      # log of the sample's own pace
         # barriers and objectives already behind the start
         fi = np.broadcast_to(fi, (m,))
