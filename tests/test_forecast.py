@@ -239,20 +239,24 @@ def _mixed_plans() -> list[ForcePlan]:
                   base_km=0.0, supply_free_km=250.0) for i in range(4)]
 
 
-def test_a_forces_samples_do_not_depend_on_company_chunks_threads_or_sample_count() -> None:
+def test_a_forces_samples_do_not_depend_on_company_chunks_workers_or_sample_count() -> None:
     """Counter-based randomness: sample i of a force draws from (seed, force, i, event,
     purpose) only. So its arrivals and positions are the same whether the force is simulated
-    alone or with others, in any order, in pipelines of any width, on any number of threads,
-    and with more samples (an engine partitioned by force or by sample relies on this)."""
+    alone or with others, in any order, in pipelines of any width, split between threads or
+    processes, and with more samples (an engine partitioned by force or by sample relies on
+    this)."""
     rates = np.asarray(WARROOM_IMM.rates)
     ps = _mixed_plans()
     params = ForecastParams(samples=3000, horizon_days=40.0, seed=9)
     snaps = (1.0, 3.0)
     alone_arr, alone_pos = simulate_full([ps[2]], params, rates, snaps)
     assert 0.1 < np.isfinite(alone_arr[0]).mean() < 0.9   # events happen, and not all
-    runs = [simulate_full(ps[::-1], params, rates, snaps, width=257, workers=3),
+    runs = [simulate_full(ps[::-1], params, rates, snaps, width=257, workers=3,
+                          processes=True),
+            simulate_full(ps[::-1], params, rates, snaps, width=1000, workers=2,
+                          processes=False),
             simulate_full([ps[0], ps[2]], params, rates, snaps, width=4096, workers=1)]
-    for arr, pos in runs:   # ps[2] is second in both
+    for arr, pos in runs:   # ps[2] is second in all
         assert np.array_equal(arr[1], alone_arr[0])
         assert np.array_equal(pos[1], alone_pos[0], equal_nan=True)
     more = simulate_full([ps[2]], dataclasses.replace(params, samples=5000), rates, snaps)
@@ -281,3 +285,22 @@ def test_switches_and_obstacles_follow_their_distributions() -> None:
     delay = simulate([q], params, np.zeros((3, 3)))[0][:, 0] - 0.2
     assert np.median(delay) * 24 == pytest.approx(12.0, rel=0.03)
     assert np.quantile(delay, 0.9) * 24 == pytest.approx(36.0, rel=0.04)
+
+
+def test_a_failing_worker_process_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker process that fails raises here, with its traceback, instead of returning
+    results it never wrote."""
+    import warroom.forecast.engine as engine
+
+    run = engine._Pipeline.run
+
+    def broken_first_part(self: engine._Pipeline) -> None:   # the part a child runs
+        if self.next == 0:
+            raise ValueError("broken pipeline")
+        run(self)
+
+    params = ForecastParams(samples=500, horizon_days=10.0)
+    monkeypatch.setattr(engine._Pipeline, "run", broken_first_part)
+    with pytest.raises(RuntimeError, match="(?s)worker process failed.*broken pipeline"):
+        simulate_full(_mixed_plans(), params, np.asarray(WARROOM_IMM.rates), workers=2,
+                      processes=True)

@@ -36,8 +36,11 @@ travel time from ``s1`` to ``s2`` is ``(e(s2) - e(s1)) / v`` (the closed form of
 from __future__ import annotations
 
 import math
+import mmap
 import os
+import sys
 import threading
+import traceback
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -553,35 +556,45 @@ def simulate(plans: Sequence[ForcePlan], params: ForecastParams,
 
 def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.ndarray,
                   snap_days: Sequence[float] = (), *, workers: int | None = None,
+                  processes: bool | None = None,
                   width: int = _WIDTH) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Arrival times as :func:`simulate`, and each sample's position (km along its route) at
     the times ``snap_days`` (days after as_of), shape ``(samples, len(snap_days))`` per
     force (nan for a force without an estimate).
 
-    ``workers``: threads (default: the machine's cores for runs large enough to gain, when
-    called from the main thread; else one); ``width``: samples in flight per thread. Neither
-    changes the result."""
+    ``workers``: how many parts the samples are split into, run in parallel (default: the
+    machine's cores for runs large enough to gain, when called from the main thread; else
+    one); ``processes``: run the parts in forked processes (no GIL to share; default where
+    that is safe: Linux, and no other thread in this process) rather than threads;
+    ``width``: samples in flight per part. None of them changes the result."""
     n = params.samples
     if not plans or n <= 0:
         return [np.empty((max(n, 0), len(p.objectives)), _F4) for p in plans], \
             [np.empty((max(n, 0), len(snap_days))) for p in plans]
     tab = _Tables(plans, params, rates)
     total = len(plans) * n
-    # float32: the engine's precision (times to a fraction of a second); each pipeline fills
-    # its own rows (first touch, in its thread)
-    arrival = np.empty((total, tab.no), dtype=_F4)
     snaps = np.asarray(snap_days, dtype=float)
-    pos = np.empty((total, snaps.size), dtype=_F4) if snaps.size else None
-    if workers is None:   # threads of our own only from the main thread: a caller that runs
+    if workers is None:   # workers of our own only from the main thread: a caller that runs
         # us in its worker threads (a server, a Dask worker) has its own parallelism, and
         # more threads than cores only slow NumPy down (they queue for the GIL)
         main = threading.current_thread() is threading.main_thread()
         workers = min(_cores(), max(1, total // _THREAD_MIN)) if main else 1
-    cuts = np.linspace(0, total, max(1, workers) + 1).astype(int)
+    workers = max(1, min(workers, total))
+    if processes is None:   # forking is safe only where no other thread runs
+        processes = _FORK and threading.active_count() == 1
+    processes = processes and workers > 1
+    # float32: the engine's precision (times to a fraction of a second); each pipeline fills
+    # its own rows (first touch, in its thread or process)
+    new = _shared if processes else np.empty
+    arrival = new((total, tab.no), _F4)
+    pos = new((total, snaps.size), _F4) if snaps.size else None
+    cuts = np.linspace(0, total, workers + 1).astype(int)
     runs = [_Pipeline(tab, int(a), int(b), arrival, pos, snaps, width)
             for a, b in zip(cuts[:-1], cuts[1:], strict=True) if b > a]
     if len(runs) == 1:
         runs[0].run()
+    elif processes:
+        _run_forked(runs)
     else:
         with ThreadPoolExecutor(len(runs)) as ex:
             for f in [ex.submit(r.run) for r in runs]:
@@ -595,6 +608,48 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
         pu = pos[i * n:(i + 1) * n].astype(float)
         positions.append(route_km(pu, tab.b[i], tab.d[i]))
     return arrivals, positions
+
+
+_FORK = sys.platform == "linux"
+
+
+def _shared(shape: tuple[int, ...], dtype: type) -> np.ndarray:
+    """An array in anonymous shared memory (MAP_SHARED): forked children write into it."""
+    count = int(np.prod(shape))
+    buf = mmap.mmap(-1, max(1, count * np.dtype(dtype).itemsize))
+    return np.frombuffer(buf, dtype=dtype, count=count).reshape(shape)
+
+
+def _run_forked(runs: list[_Pipeline]) -> None:
+    """Run all pipelines but the last in forked children and the last here; a child's
+    failure is raised here with its traceback."""
+    kids = []
+    for r in runs[:-1]:
+        rfd, wfd = os.pipe()
+        pid = os.fork()
+        if pid == 0:                                       # the child
+            os.close(rfd)
+            code = 0
+            try:
+                r.run()
+            except BaseException:  # noqa: BLE001 (reported to the parent, whatever it is)
+                os.write(wfd, traceback.format_exc().encode()[-8000:])
+                code = 1
+            os._exit(code)
+        os.close(wfd)
+        kids.append((pid, rfd))
+    failed = []
+    try:
+        runs[-1].run()
+    finally:
+        for pid, rfd in kids:
+            with os.fdopen(rfd, "rb") as fh:
+                msg = fh.read().decode(errors="replace")
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                failed.append(msg or f"exit status {status}")
+    if failed:
+        raise RuntimeError("forecast worker process failed:\n" + failed[0])
 
 
 def _cores() -> int:
