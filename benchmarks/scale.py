@@ -26,7 +26,7 @@ local (2 workers on a 2-core machine: the point is that it runs there unchanged)
 shared machine are noisy: compare the rows of one run, not runs.
 
 Usage: ``python benchmarks/scale.py [--quick] [--samples 16] [--workers 2] [--dir DIR]``
-(``--quick``: 10^5 and 10^6 only).
+(``--quick``: 10^5 and 10^6 only; ``--samples 0``: estimation only, a few minutes shorter).
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ from warroom.engine.columnar import (  # noqa: E402
     run_bucket,
 )
 from warroom.forecast.params import ForecastParams  # noqa: E402
+from warroom.timeutil import to_iso  # noqa: E402
 
 AS_OF = START + 14 * 86400  # the cut-off: a few late reports are not known yet
 TARGET_RATE = 1_000_000
@@ -115,7 +116,8 @@ def local_child(archive: str, samples: int) -> None:
 
     eng = LocalEngine()
     out = {"cold": run(eng, archive, None), "estimate": run(eng, archive, None),
-           "forecast": run(eng, archive, samples), "peer": peer(eng, archive)}
+           "forecast": run(eng, archive, samples) if samples else None,
+           "peer": peer(eng, archive)}
     print(json.dumps(out))
 
 
@@ -132,7 +134,8 @@ def fmt_rate(x: float) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10^5 and 10^6 reports only")
-    ap.add_argument("--samples", type=int, default=16, help="forecast samples per force")
+    ap.add_argument("--samples", type=int, default=16, help="forecast samples per force "
+                    "(0: estimation only)")
     ap.add_argument("--workers", type=int, default=2, help="LocalCluster workers")
     ap.add_argument("--dir", help="where to write the archives (default: a temp folder, "
                     "deleted afterwards)")
@@ -145,8 +148,9 @@ def main() -> None:
     root = Path(a.dir) if a.dir else Path(tempfile.mkdtemp(prefix="warroom-scale-"))
     print("warroom scale benchmark: estimation + forecast over synthetic Parquet archives")
     print("  reports carry km along the route (no lat/lon projection is measured); "
-          f"forecast: {a.samples} samples per force (modest on purpose), 30-day horizon; "
-          f"cut-off {AS_OF} (day 14)")
+          + (f"forecast: {a.samples} samples per force (modest on purpose), 30-day horizon; "
+             if a.samples else "forecast: off (--samples 0); ")
+          + f"cut-off {to_iso(AS_OF)} (day 14)")
     rows = []
     try:
         from warroom.engine.dask_engine import DaskEngine
@@ -165,28 +169,32 @@ def main() -> None:
             loc = local(str(path), a.samples)
             with DaskEngine(n_workers=a.workers, threads_per_worker=1) as eng:
                 clu = {"cold": run(eng, str(path), None), "estimate": run(eng, str(path), None),
-                       "forecast": run(eng, str(path), a.samples)}
+                       "forecast": run(eng, str(path), a.samples) if a.samples else None}
             rows.append((nf * 10, loc, clu))
             n = loc["estimate"]["read"]
             for name, r in (("local", loc), (f"dask x{a.workers}", clu)):
-                c, e, f = r["cold"], r["estimate"], r["forecast"]
+                c, e, f = r["cold"], r["estimate"], r["forecast"] or r["estimate"]
+                fc = "" if r["forecast"] is None else (
+                    f"| + forecast {f['wall']:7.2f} s ({fmt_rate(f['forces'] / f['wall'])} "
+                    f"forces)  ")
                 print(f"  {n:>11,} reports  {name:<8} estimate {e['wall']:7.2f} s "
-                      f"{fmt_rate(n / e['wall']):>10} (first pass {c['wall']:.2f} s)  "
-                      f"| + forecast {f['wall']:7.2f} s "
-                      f"({fmt_rate(f['forces'] / f['wall'])} forces)  | peak MB per worker: "
-                      f"{'/'.join(f'{m:.0f}' for m in e['peak_mb'])}, with forecast "
-                      f"{'/'.join(f'{m:.0f}' for m in f['peak_mb'])}  | {e['tasks']} tasks")
+                      f"{fmt_rate(n / e['wall']):>10} (first pass {c['wall']:.2f} s)  {fc}"
+                      f"| peak MB per worker: {'/'.join(f'{m:.0f}' for m in e['peak_mb'])}"
+                      + ("" if r["forecast"] is None else ", with forecast "
+                         + "/".join(f"{m:.0f}" for m in f["peak_mb"]))
+                      + f"  | {e['tasks']} tasks")
             p = loc["peer"]
             print(f"  {n:>11,} reports  peer     numpy pass {p['wall']:5.2f} s "
                   f"{fmt_rate(n / p['wall']):>10}  (read, cut, group, least squares)")
-            ph = loc["forecast"]["phases"]
+            ph = (loc["forecast"] or loc["estimate"])["phases"]
             print(f"  local phases (s): read {ph['read']:.2f}, estimate {ph['estimate']:.2f}, "
                   f"forecast {ph['forecast']:.2f}, races summarised once on the client "
-                  f"{loc['forecast']['summarise']:.2f}; known {loc['estimate']['known']:,} "
+                  f"{(loc['forecast'] or loc['estimate'])['summarise']:.2f}; known "
+                  f"{loc['estimate']['known']:,} "
                   f"of {n:,} (received by the cut-off), {loc['estimate']['outliers']:,} "
                   "outliers dropped")
-            same = loc["forecast"]["digest"] == clu["forecast"]["digest"] and \
-                loc["estimate"]["digest"] == clu["estimate"]["digest"]
+            same = all((loc[k] or {}).get("digest") == (clu[k] or {}).get("digest")
+                       for k in ("estimate", "forecast"))
             print(f"  local and cluster give the same numbers (estimates, ETAs, P(first)): "
                   f"{'yes' if same else 'NO'}")
     finally:
@@ -198,6 +206,8 @@ def main() -> None:
                                                                ("l", "forecast")),
                       ("dask estimate", ("c", "estimate")), ("dask + forecast",
                                                               ("c", "forecast"))):
+        if a.samples == 0 and key[1] == "forecast":
+            continue
         per = [(r[1] if key[0] == "l" else r[2])[key[1]]["wall"] / (r[0] / 1e6) for r in rows]
         print(f"  {name:<17}" + "  ".join(f"10^{int(np.log10(r[0]))}: {x:6.2f}"
                                             for r, x in zip(rows, per, strict=True))
@@ -205,7 +215,7 @@ def main() -> None:
     big, loc, clu = rows[-1]
     rate = big / loc["estimate"]["wall"]
     ratio = clu["estimate"]["wall"] / loc["estimate"]["wall"]
-    ratio_f = clu["forecast"]["wall"] / loc["forecast"]["wall"]
+    ratio_f = clu["forecast"]["wall"] / loc["forecast"]["wall"] if a.samples else ratio
     cold = big / loc["cold"]["wall"]
     print(f"\ntarget >= {TARGET_RATE:,} reports/s estimated end to end locally at {big:,} "
           f"reports: {fmt_rate(rate)} (first pass {fmt_rate(cold)}) -> "
