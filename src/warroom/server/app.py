@@ -65,6 +65,7 @@ from warroom.keystore import KeyStore
 from warroom.publish import RENDERERS
 from warroom.publish.cot import render_bytes as cot_render
 from warroom.server import dashboard, data
+from warroom.server.assessor import Assessor, conditions_of
 from warroom.server.auth import (
     DEFAULT_BURST,
     DEFAULT_RATE_PER_S,
@@ -170,7 +171,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                cot_port: int | None = None, assess_after_ingest: bool = True,
                event_hub: EventHub | None = None, ping_s: float = 15.0,
                max_streams: int = 100, cot_uid_forces: dict[str, str] | None = None,
-               assess_interval_s: float = 2.0, cot_forecasts: bool = False) -> FastAPI:
+               assess_interval_s: float = 2.0, cot_forecasts: bool = False,
+               assess_in_worker: bool | None = None) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
     maps (and the default of ``GET /forecast``).
 
@@ -183,11 +185,13 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     ingest that lands reports, the alert rules run on the new situation in the background
     (``assess_after_ingest``), so an alert reaches the stream moments after the report that
     fired it (under sustained ingest, at most one assessment per ``assess_interval_s``,
-    covering everything that came in meanwhile). ``brief_every_h``: a scheduler writes a
-    briefing at each slot, catching up missed ones (marked late). ``cot_port``: a CoT
-    listener for TAK clients on ``cot_host:cot_port``; with ``cot_forecasts`` it also sends its
-    clients the forecast as CoT (``how="m-p"``, :mod:`warroom.publish.cot`) after every
-    assessment and briefing."""
+    covering everything that came in meanwhile); the estimate, forecast and rules of that
+    assessment run in a worker process when the store is a file (``assess_in_worker``, see
+    :mod:`warroom.server.assessor`), so they never hold up requests. ``brief_every_h``: a
+    scheduler writes a briefing at each slot, catching up missed ones (marked late).
+    ``cot_port``: a CoT listener for TAK clients on ``cot_host:cot_port``; with
+    ``cot_forecasts`` it also sends its clients the forecast as CoT (``how="m-p"``,
+    :mod:`warroom.publish.cot`) after every assessment and briefing."""
     store = workspace.store
     sc = workspace.scenario
     lock = threading.RLock()
@@ -208,6 +212,9 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         return [] if authn is None else [Depends(authn.require(*roles))]
 
     telegrams = TelegramWriter(store, plain, keys, lock)
+    if assess_in_worker is None:
+        assess_in_worker = store.path != ":memory:" and sc.path is not None
+    assessor = Assessor(store.path, str(sc.path)) if assess_in_worker else None
     reporter = need("reporter")
     analyst = need("analyst")
 
@@ -217,6 +224,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        if assessor is not None and assess_after_ingest:
+            assessor.start()  # the worker loads while the server starts
         task = (asyncio.create_task(BriefingScheduler(make_briefing, last_slot,
                                                       every_h=brief_every_h).run_forever(stop))
                 if brief_every_h else None)
@@ -236,6 +245,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             if cot is not None:
                 await cot.stop()
             await asyncio.to_thread(telegrams.close)
+            if assessor is not None:
+                await asyncio.to_thread(assessor.close)
 
     app = FastAPI(title="warroom", version="1", lifespan=lifespan,
                   description="Where each force is, how fast it advances, and who reaches "
@@ -277,12 +288,6 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
 
     cot_out: dict[str, Any] = {"push": None}
 
-    def push_cot(sit: Situation) -> None:
-        """The forecast of ``sit`` to every connected CoT client (``cot_forecasts``)."""
-        push = cot_out["push"]
-        if push is not None:
-            push(cot_render(sc, build_briefing(sit, {}, [], None, sit.as_of)))
-
     def save(alerts: dict[str, Alert], transitions: list[Transition]) -> None:
         with lock:
             store.save_alerts([a.as_dict() for a in alerts.values()],
@@ -307,16 +312,26 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             return store.last_briefing_slot()
 
     def assess(now: int) -> None:
-        """Run the alert rules on the situation now (after an ingest): fire what fires."""
+        """Run the alert rules on the situation now (after an ingest): fire what fires. The
+        rules' heavy half runs in the assessor's process when the store is a file."""
+        push = cot_out["push"]
         with brief_lock:
-            sit = situation(now)
             with lock:
                 previous = store.briefing_before(now + 1)
+            if assessor is not None:
+                conds, cot = assessor.conditions(now, samples, previous, push is not None)
+            else:
+                with lock:
+                    reports = store.reports_by_force(as_of=now)
+                conds, cot = conditions_of(sc, reports, now, samples, previous,
+                                           push is not None)
+            with lock:
                 stored = {a["id"]: Alert.from_dict(a) for a in store.alerts()
                           if a["state"] != "resolved"}
-            alerts, transitions = advance(stored, evaluate(sit, previous, acfg), now, acfg)
+            alerts, transitions = advance(stored, conds, now, acfg)
             save(alerts, transitions)
-        push_cot(sit)
+        if push is not None and cot:
+            push(cot)
 
     pending = {"running": False, "again": False}
     pending_lock = threading.Lock()

@@ -31,7 +31,7 @@ from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
 from warroom.keystore import KeyStore
 from warroom.store import Store
-from warroom.telegram import TelegramError, _Enlisted, accept
+from warroom.telegram import _Enlisted, accept
 
 _STOP = object()
 
