@@ -5,7 +5,9 @@ Starts ``warroom serve`` on a loopback port (pole scenario, a temporary store, `
 
 1. single signed telegrams (one report each, ``seq`` increasing per station), a few keep-alive
    connections on threads: requests/s, p50/p99 latency, errors, and reports lost (acknowledged
-   by a 200 but not in the store afterwards; must be 0);
+   by a 200 but not in the store afterwards; must be 0); first with httpx (signing each
+   telegram as it goes: client and server share the 2 cores), then pre-signed over plain
+   asyncio sockets (the client's own cost out of the way: the server's figure);
 2. batched NDJSON, 10,000 reports a body: reports/s;
 3. CoT events streamed over TCP: events/s stored.
 
