@@ -37,7 +37,7 @@ from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import HALT, OBJECTIVE, OBSTACLE, ForcePlan
 
 RATES = np.asarray(WARROOM_IMM.rates)
-REPEAT = 3
+REPEAT = 5
 
 
 def plans(n_forces: int, seed: int = 0) -> list[ForcePlan]:
@@ -78,6 +78,7 @@ def measure(forces: int, samples: int, horizon: float, workers: int | None) -> d
     params = ForecastParams(samples=samples, horizon_days=horizon)
     simulate_full(plans(2), ForecastParams(samples=100), RATES)  # warm up (imports, caches)
     base = _rss_mb()
+    load = os.getloadavg()[0]
     t, c = time.perf_counter(), time.process_time()
     arrivals, _ = simulate_full(ps, params, RATES, workers=workers)
     seconds, cpu = time.perf_counter() - t, time.process_time() - c
@@ -87,7 +88,7 @@ def measure(forces: int, samples: int, horizon: float, workers: int | None) -> d
     within = float(np.mean([np.isfinite(a).mean() for a in arrivals[:50]]))
     return {"seconds": seconds, "cpu": cpu, "peak_rss_mb": _rss_mb(), "base_mb": base,
             "results_mb": results, "engine_mb": _rss_mb() - base - results,
-            "within": within, "workers": used, "mode": mode}
+            "within": within, "workers": used, "mode": mode, "load": load}
 
 
 def peers(m: int) -> dict:
@@ -147,7 +148,7 @@ def main() -> None:
     runs = sorted((sub(f, n, 30.0, "auto") for _ in range(REPEAT)), key=lambda r: r["seconds"])
     best, median = runs[0], runs[len(runs) // 2]
     verdict = "met" if best["seconds"] <= 2 else "NOT met"
-    every = ", ".join(f"{r['seconds']:.2f}" for r in runs)
+    every = ", ".join(f"{r['seconds']:.2f} (load {r['load']:.1f})" for r in runs)
     print(f"target: {f:,} forces x {n:,} samples x 3 objectives, 30 days, obstacles, halt "
           f"lines, logistics, {best['workers']} workers ({best['mode']}): best of {REPEAT} "
           f"{best['seconds']:.2f} s (median {median['seconds']:.2f} s; all "

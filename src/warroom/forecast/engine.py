@@ -238,7 +238,7 @@ class _Pipeline:
         tab, h, n = self.tab, self.h, self.tab.n
         m = b - a
         g = np.arange(a, b, dtype=_IX)
-        if a // n == (b - 1) // n:      # one force (the usual case): its constants as scalars
+        if a // n == (b - 1) // n:      # one force: its constants as scalars
             fi: np.ndarray | int = a // n
             x_s, x_v, c00, c01, c10, c11, t0, pace_sd, rc0, rc1 = tab.per_force[:, fi]
             t0 = np.full(m, t0)
@@ -314,14 +314,15 @@ class _Pipeline:
             self.pos[g[dn] // tab.no] = np.where(np.isnan(t0[dn]), np.nan, s[dn])[:, None]
         t[done] = np.nan                                   # (no event: done below)
         fin = self._head(state)                            # the first event
-        if fin.any():   # done already: dropped, or (if few) left idle for a pass (cheaper)
-            if fin.mean() > 0.25:
+        done_now = np.flatnonzero(fin)
+        if done_now.size:  # done already: dropped, or (if few) left idle for a pass (cheaper)
+            if done_now.size > m // 4:
                 live = np.flatnonzero(~fin)
                 state = {name: x[live] for name, x in state.items()}
             else:
-                t[fin] = np.nan
-                state["te"][fin] = np.nan
-                state["isb"][fin] = False
+                t[done_now] = np.nan
+                state["te"][done_now] = np.nan
+                state["isb"][done_now] = False
         return state
 
     def _refill(self, slots: np.ndarray) -> None:
@@ -332,6 +333,8 @@ class _Pipeline:
                 if self.next >= self.end:
                     break
                 b = min(self.end, self.next + self.batch)
+                if self.tab.n >= self.batch // 8:   # one force per batch: its constants
+                    b = min(b, (self.next // self.tab.n + 1) * self.tab.n)   # are scalars
                 state = self._start(self.next, b)
                 self.next = b
                 self.res = {name: np.ascontiguousarray(x, dtype=getattr(self, name).dtype)
