@@ -222,6 +222,18 @@ def test_probabilities_are_a_distribution(b: Batch, params_seed: int) -> None:
     assert np.all(np.linalg.eigvalsh(res.P) > -1e-9 * np.abs(res.P).max())
 
 
+def test_covariances_are_exactly_symmetric_and_read_only() -> None:
+    b = make_batch(3, 5, 25)
+    res = imm_filter(b.t, b.z, b.r, b.valid, b.x0, b.P0, gate=9.0)
+    for p in (res.P, res.P_regime):
+        np.testing.assert_array_equal(p[..., 0, 1], p[..., 1, 0])
+        with pytest.raises(ValueError):
+            p[..., 0, 1] = 0.0
+    copy = np.array(res.P)
+    copy[..., 0, 1] = 7.0  # a copy is an ordinary array
+    assert np.all(copy[..., 1, 0] == res.P[..., 1, 0])
+
+
 def simulate(seed: int, n_forces: int = 12) -> tuple[np.ndarray, np.ndarray]:
     """Forces halted for 15 days, advancing at 25 km/day until day 30, then a pursuit whose
     speed rises from 40 to 60 km/day over 3 days and stays at 60. Reports every 0.25–0.75 day,

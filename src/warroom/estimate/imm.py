@@ -57,8 +57,8 @@ Filter (Blom & Bar-Shalom), for each step ``k`` with ``dt = t[k] - t[k-1]`` (0 a
 5. combination: ``x = Σ_j μ_j x_j``, ``P = Σ_j μ_j (P_j + (x_j - x)(x_j - x)ᵀ)``.
 
 The 2×2 algebra is written out on element arrays (``s, v, P00, P01, P11`` rows of one
-``(6, 3, B)`` array: component × regime × force) inside a Python loop over the time index
-only.
+``(5, 3, B)`` array: component × regime × force) inside a Python loop over the time index
+only; every operation covers whole contiguous rows (all regimes of a block of forces).
 """
 
 from __future__ import annotations
@@ -91,9 +91,14 @@ _LOG_2PI = math.log(2.0 * math.pi)
 #: Forces per block (cache blocking) and time steps per chunk of precomputed coefficients.
 _BLOCK = 4096
 _CHUNK = 16
+#: NumPy's ufunc buffer (elements) while filtering: no larger than a block's rows.
+_BUFSIZE = 1024
 #: Predicted regime probabilities ``c_j`` at or below this are treated as 0 in the mixing (the
 #: regime keeps its own estimate): mixing weights built from subnormal numbers are inexact.
 _C_MIN = 1e-280
+#: A report likelihood (up to √(2π)) below this is recomputed in log space: it may have lost
+#: digits to underflow (a report hundreds of σ from every regime).
+_TOTAL_MIN = 1e-250
 #: Below this ``dt/τ`` the OU position noise uses its Taylor series (avoids cancellation).
 _SERIES_X = 0.1
 #: Taylor coefficients of ``g(x) = x - 2(1 - e^{-x}) + (1 - e^{-2x})/2`` for x³ … x¹².
@@ -175,7 +180,9 @@ class IMMResult:
         ``(F,)`` sum over used reports of ``log Σ_j c_j N(ν_j; 0, S_j)``.
 
     As for :class:`~warroom.estimate.kalman.KalmanResult`, the arrays are transposed views of
-    time-major storage (not C-contiguous).
+    time-major storage (not C-contiguous). ``P`` and ``P_regime`` are read-only views in which
+    ``[..., 0, 1]`` and ``[..., 1, 0]`` are the same stored number (covariances are exactly
+    symmetric); ``np.array(res.P)`` gives an ordinary copy.
     """
 
     x: FloatArray
@@ -421,11 +428,12 @@ def imm_filter(
     """
     tt, zz, rr, vv, xx0, pp0 = _prepare_inputs(t, z, r, valid, x0, P0)
     n_f, n = tt.shape
-    # Time-major storage, one contiguous write per step: per regime (N, 6, 3, F) and combined
-    # (N, 6, F), rows [s, v, P00, P01, P10, P11]; the result holds transposed views.
+    # Time-major storage, one contiguous write per step: per regime (N, 5, 3, F) and combined
+    # (N, 5, F), rows [s, v, P00, P01, P11]; the result holds transposed views, the 2×2
+    # covariances with P10 and P01 read from the same place.
     out = _Store(
-        regime=np.empty((n, 6, 3, n_f)),
-        comb=np.empty((n, 6, n_f)),
+        regime=np.empty((n, 5, 3, n_f)),
+        comb=np.empty((n, 5, n_f)),
         mu=np.empty((n, 3, n_f)),
         innovation=np.empty((n, n_f)),
         innovation_var=np.empty((n, n_f)),
@@ -433,31 +441,49 @@ def imm_filter(
         gated=np.zeros((n, n_f), dtype=bool),
     )
     loglik = np.zeros(n_f)
-    block = min(_BLOCK, max(n_f, 1))
+    # Blocks of equal size (no small remainder block: a step costs the same calls for few
+    # forces as for many).
+    block = -(-max(n_f, 1) // -(-max(n_f, 1) // _BLOCK))
     n_t = min(_CHUNK, max(n, 1))
     work = _Work(
         inputs=_Inputs(tt, zz, rr, vv, n_t, block),
         coefs=_Coefficients(params, _Switching(params.rates), n_t, block),
-        mix=np.empty((6, 3, block)),
-        log_total=np.empty((n_t, block)),
-        nis_min=np.empty((n_t, block)),
+        totals=np.empty((n_t, block)),
+        shift=np.empty((n_t, block)),
+        tmp=[np.empty(shape + (block,)) for shape in _TMP_SHAPES],
+        tmix=np.empty((6, block)),
     )
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
-        for b0 in range(0, n_f, block):
-            sl = slice(b0, min(b0 + block, n_f))
-            view = _Store(*(a[..., sl] for a in out.arrays()))
-            loglik[sl] = _imm_block(work, xx0[sl], pp0[sl], params, gate, view, sl, n)
+        # Rows of a block are broadcast against each other: with NumPy's default buffer
+        # (8192 elements) a row of fewer forces would be copied into buffers first.
+        old_bufsize = np.setbufsize(_BUFSIZE)
+        try:
+            for b0 in range(0, n_f, block):
+                sl = slice(b0, min(b0 + block, n_f))
+                view = _Store(*(a[..., sl] for a in out.arrays()))
+                loglik[sl] = _imm_block(work, xx0[sl], pp0[sl], params, gate, view, sl, n)
+        finally:
+            np.setbufsize(old_bufsize)
     return IMMResult(
         x=out.comb[:, 0:2].transpose(2, 0, 1),
-        P=out.comb[:, 2:6].reshape(n, 2, 2, n_f).transpose(3, 0, 1, 2),
+        P=_symmetric(out.comb[:, 2:5].transpose(2, 0, 1)),
         mu=out.mu.transpose(2, 0, 1),
         x_regime=out.regime[:, 0:2].transpose(3, 0, 2, 1),
-        P_regime=out.regime[:, 2:6].reshape(n, 2, 2, 3, n_f).transpose(4, 0, 3, 1, 2),
+        P_regime=_symmetric(out.regime[:, 2:5].transpose(3, 0, 2, 1)),
         innovation=out.innovation.T,
         innovation_var=out.innovation_var.T,
         used=out.used.T,
         gated=out.gated.T,
         loglik=loglik,
+    )
+
+
+def _symmetric(p: FloatArray) -> FloatArray:
+    """A read-only ``(..., 2, 2)`` view of ``(..., 3)`` entries ``[P00, P01, P11]``: element
+    ``[g, h]`` is entry ``g + h``, so ``P10`` and ``P01`` are the same number."""
+    step = p.strides[-1]
+    return np.lib.stride_tricks.as_strided(
+        p, shape=p.shape[:-1] + (2, 2), strides=p.strides[:-1] + (step, step), writeable=False
     )
 
 
@@ -488,35 +514,58 @@ class _Store:
 class _Coefficients:
     """Workspace of per-step model and switching coefficients for a chunk of ``T`` steps.
 
-    ``fill(dt)`` sets ``f01``, ``f11``, ``f11sq = F11²``, ``q00``, ``q01``, ``q11``, each
-    ``(T, 3, B)``, and ``pis`` ``(T, 3, 3, B)`` = ``Π(dt)``.
+    ``fill(dt)`` sets ``f01``, ``f11`` and ``f2`` (``F01``, ``F11``, ``F11²`` of each regime,
+    ``(T, 3, B)``),
+    ``q`` (``(T, 3, 3, B)``: ``Q00``, ``Q01``, ``Q11`` × regime) and ``pis`` (``(T, 3, 3, B)``
+    = ``Π(dt)``). A regime of the nearly-constant-velocity kind (``τ = ∞``) has ``F11 = 1``
+    for good (set here once) and its ``Q`` is ``q`` times the same ``dt³/3, dt²/2, dt`` as
+    every other such regime (computed once per chunk).
     """
 
     def __init__(self, params: IMMParams, switching: _Switching, n_t: int, n_b: int) -> None:
         self.params = params
         self.switching = switching
-        self.bufs = [np.empty((n_t, 3, n_b)) for _ in range(6)]
+        self.buf_f01 = np.empty((n_t, 3, n_b))
+        self.buf_f11 = np.empty((n_t, 3, n_b))
+        self.buf_f2 = np.empty((n_t, 3, n_b))
+        self.buf_q = np.empty((n_t, 3, 3, n_b))
         self.buf_pis = np.empty((n_t, 3, 3, n_b))
-        self.scratch = np.empty((2, n_t, n_b))
+        self.scratch = np.empty((3, n_t, n_b))
+        self.ncv = [i for i, tau in enumerate(params.tau) if math.isinf(tau)]
+        self.ou = [i for i, tau in enumerate(params.tau) if not math.isinf(tau)]
+        for i in self.ncv:
+            self.buf_f11[:, i] = 1.0
+            self.buf_f2[:, i] = 1.0
 
     def fill(self, dt: FloatArray) -> None:
         n_t, n_b = dt.shape
-        f01, f11, f11sq, q00, q01, q11 = (b[:n_t, :, :n_b] for b in self.bufs)
+        self.f01 = f01 = self.buf_f01[:n_t, :, :n_b]
+        self.f11 = f11 = self.buf_f11[:n_t, :, :n_b]
+        self.q = q = self.buf_q[:n_t, :, :, :n_b]
         scratch = self.scratch[:, :n_t, :n_b]
-        for i, (q, tau) in enumerate(zip(self.params.q, self.params.tau, strict=True)):
-            cols = (f01[:, i], f11[:, i], q00[:, i], q01[:, i], q11[:, i])
-            _ou_into(dt, q, tau, cols, (scratch[0], scratch[1]))
-        np.multiply(f11, f11, out=f11sq)
-        self.f01, self.f11, self.f11sq, self.q00, self.q01, self.q11 = (
-            f01,
-            f11,
-            f11sq,
-            q00,
-            q01,
-            q11,
-        )
+        if self.ncv:
+            d2, d3 = scratch[0], scratch[1]
+            np.multiply(dt, dt, out=d2)
+            np.multiply(d2, dt, out=d3)
+            d3 /= 3.0  # dt³/3
+            d2 *= 0.5  # dt²/2
+            for i in self.ncv:
+                qi = self.params.q[i]
+                np.copyto(f01[:, i], dt)
+                np.multiply(d3, qi, out=q[:, 0, i])
+                np.multiply(d2, qi, out=q[:, 1, i])
+                np.multiply(dt, qi, out=q[:, 2, i])
+        self.f2 = f2 = self.buf_f2[:n_t, :, :n_b]
+        for i in self.ou:
+            cols = (f01[:, i], f11[:, i], q[:, 0, i], q[:, 1, i], q[:, 2, i])
+            _ou_into(dt, self.params.q[i], self.params.tau[i], cols, (scratch[0], scratch[1]))
+            np.multiply(f11[:, i], f11[:, i], out=f2[:, i])
         self.pis = self.buf_pis[:n_t, :, :, :n_b]
-        self.switching.fill(dt, self.pis, scratch)
+        self.switching.fill(dt, self.pis, scratch[:2])
+
+
+#: Shapes (before the force axis) of the per-step work arrays of :func:`_imm_block`.
+_TMP_SHAPES = ((6, 3), (6, 3), (2, 3), (2, 3), (3,), (3,), (3,), (3,), (3,))
 
 
 @dataclass
@@ -525,9 +574,10 @@ class _Work:
 
     inputs: _Inputs
     coefs: _Coefficients
-    mix: FloatArray
-    log_total: FloatArray
-    nis_min: FloatArray
+    totals: FloatArray
+    shift: FloatArray
+    tmp: list[FloatArray]
+    tmix: FloatArray
 
 
 def _imm_block(
@@ -542,154 +592,206 @@ def _imm_block(
 ) -> FloatArray:
     """Filter the block ``sl`` of ``B`` forces into ``out`` (its views); returns their loglik.
 
-    The regime states live in one ``(6, 3, B)`` array ``Y`` (rows ``[s, v, P00, P01, P10,
-    P11]``, the two off-diagonal rows updated together), the combined estimate in ``(6, B)``.
+    The regime states live in one contiguous ``(5, 3, B)`` array ``Y`` (rows ``[s, v, P00,
+    P01, P11]`` × regime × force), the combined estimate in ``(5, B)``; each step is copied to
+    the output once. Everything is elementwise on whole rows; the speed multiplications of
+    the prediction are done only for the regimes whose ``F11`` is not 1 (damped velocity).
+
     Mixing uses the previous combined estimate ``x̄`` as the reference point: with
     ``e_i = x_i - x̄`` and ``A_i = P_i + e_i e_iᵀ`` (which also give ``P = Σ μ_i A_i``),
     ``x0_j = x̄ + Σ_i w_ij e_i`` and ``P0_j = Σ_i w_ij A_i - (x0_j - x̄)(x0_j - x̄)ᵀ``; the sums
     ``Σ_i Π_ij (μ_i Y_i)`` are one contraction over the six ``Y ∈ {1, e_s, e_v, A00, A01,
-    A11}`` (array ``ys``).
+    A11}`` (array ``ys``). The update uses ``P00 ← P00 r/S``, ``P01 ← P01 r/S``,
+    ``P11 ← P11 - P01²/S`` (``(I - K H) P`` with ``1 - P00/S = r/S``). The report
+    likelihoods of a chunk are multiplied before one logarithm.
     """
     inputs, coefs = work.inputs, work.coefs
     n_b = x0.shape[0]
-    mix = work.mix[:, :, :n_b]
-    log_total_all, nis_min_all = work.log_total[:, :n_b], work.nis_min[:, :n_b]
+    totals_all, shift_all = work.totals[:, :n_b], work.shift[:, :n_b]
+    ys, mix, gain, e6, t3, u3, inv_s, rho, nis = (w[..., :n_b] for w in work.tmp)
+    mul, add, sub, copyto, divide = np.multiply, np.add, np.subtract, np.copyto, np.divide
+    exp, sqrt = np.exp, np.sqrt
+    ou = coefs.ou
+
+    # State, combined estimate and the mixing inputs, with fixed views of their rows.
+    Y = np.empty((5, 3, n_b))
+    s, v, p00, p01, p11 = Y
+    xs, p0x = Y[0:2], Y[2:4]  # [s, v], [P00, P01]
+    xb = np.empty((5, n_b))
+    xbar_b = xb[0:2, None, :]
+    xb_s, xb_v, xb00, xb01, xb11 = xb
+    mu, ys_e, ys_a, ys5, ys_v = ys[0], ys[1:3], ys[3:5], ys[5], ys[2]
+    ys_a00, ys_a01 = ys_a
+    c, mix_d, mix1, mix2, mix34, mix5 = mix[0], mix[1:3], mix[1], mix[2], mix[3:5], mix[5]
+    e6_s, e6_v = e6
+    t3_0, t3_1, t3_2 = t3
+    nis_0, nis_1, nis_2 = nis
+    gain1 = gain[1]
+    ys_i0, ys_i1, ys_i2 = ys[:, 0], ys[:, 1], ys[:, 2]
+    mix_j = [mix[:, jj] for jj in range(3)]
+    tmix = work.tmix[:, :n_b]
 
     # All regimes start from the prior: e = 0, A = P0.
-    Y = np.empty((6, 3, n_b))
-    Y[0:2] = x0.T[:, None, :]
-    Y[2:6] = P0.reshape(n_b, 4).T[:, None, :]
-    xb = np.empty((6, n_b))
+    xs[...] = x0.T[:, None, :]
+    p00[...] = P0[:, 0, 0]
+    p01[...] = P0[:, 0, 1]
+    p11[...] = P0[:, 1, 1]
     xb[0:2] = x0.T
-    xb[2:6] = P0.reshape(n_b, 4).T
-    mu = np.repeat(np.asarray(params.mu0, dtype=np.float64)[:, None], n_b, axis=1)
-    ys = np.empty((6, 3, n_b))
-    ys[0] = mu
-    ys[1:3] = 0.0
-    ys[3] = mu * Y[2]
-    ys[4] = mu * Y[3]
-    ys[5] = mu * Y[5]
-    e2 = np.empty((2, 3, n_b))
+    xb[2:5] = P0.reshape(n_b, 4).T[[0, 1, 3]]
+    mu[...] = np.asarray(params.mu0, dtype=np.float64)[:, None]
+    ys_e[...] = 0.0
+    mul(Y[2:5], mu, out=ys[3:6])
     loglik = np.zeros(n_b)
-    s, v, p00, p01, p11 = Y[0], Y[1], Y[2], Y[3], Y[5]
-    sv, p00_p01, p01s, cov = Y[0:2], Y[2:4], Y[3:5], Y[2:5]
+    first = Y.copy()  # what a regime with c_j ≈ 0 keeps at the first step
 
     for c0 in range(0, n, _CHUNK):
         c1 = min(c0 + _CHUNK, n)
         inputs.load(sl, c0, c1)
         z_use, r_use, valid_c = inputs.z_use, inputs.r_use, inputs.valid
         coefs.fill(inputs.dt)
-        pis, f01, f11, f11sq = coefs.pis, coefs.f01, coefs.f11, coefs.f11sq
-        q00, q01, q11 = coefs.q00, coefs.q01, coefs.q11
-        log_total, nis_min = log_total_all[: c1 - c0], nis_min_all[: c1 - c0]
+        pis, f01, f11, f2, qc = coefs.pis, coefs.f01, coefs.f11, coefs.f2, coefs.q
+        totals, shift = totals_all[: c1 - c0], shift_all[: c1 - c0]
+        shift.fill(0.0)
 
         for j in range(c1 - c0):
             k = c0 + j
             # 1. Mixing: mix[:, j] = Σ_i ys[:, i] Π_ij; c_j = mix[0, j].
-            np.einsum("qib,ijb->qjb", ys, pis[j], out=mix)
-            c = mix[0]
-            c_all = bool((c > _C_MIN).all())
-            keep = None if c_all else Y.copy()  # a regime with c_j ≈ 0 keeps its estimate
+            pj = pis[j]
+            for jj in range(3):  # mix[:, j] = Σ_i ys[:, i] Π_ij, as whole-row ufuncs
+                mj = mix_j[jj]
+                mul(ys_i0, pj[0, jj], mj)
+                mul(ys_i1, pj[1, jj], tmix)
+                mj += tmix
+                mul(ys_i2, pj[2, jj], tmix)
+                mj += tmix
+            c_all = bool(c.min() > _C_MIN)
             mix[1:] /= c if c_all else np.where(c > _C_MIN, c, 1.0)
-            np.add(mix[1:3], xb[0:2, None, :], out=sv)
-            np.multiply(mix[1], mix[1], out=p00)
-            np.subtract(mix[3], p00, out=p00)
-            np.subtract(mix[4], mix[1] * mix[2], out=p01s)
-            np.multiply(mix[2], mix[2], out=p11)
-            np.subtract(mix[5], p11, out=p11)
-            if keep is not None:
-                np.copyto(Y, keep, where=c <= _C_MIN)
+            if not c_all:  # a regime with c_j ≈ 0 keeps its estimate
+                keep = Y.copy() if k else first
+            add(mix_d, xbar_b, xs)
+            mul(mix_d, mix1, e6)  # d_s d_s, d_v d_s
+            sub(mix34, e6, p0x)
+            mul(mix2, mix2, t3)
+            sub(mix5, t3, p11)
+            if not c_all:
+                copyto(Y, keep, where=c <= _C_MIN)
 
-            # 2. Per-regime prediction: s += F01 v, v *= F11,
-            # P00 += F01 (2 P01 + F01 P11) + Q00, P01 = F11 (P01 + F01 P11) + Q01,
-            # P11 = F11² P11 + Q11.
+            # 2. Per-regime prediction: s += F01 v, P00 += F01 (2 P01 + F01 P11) + Q00,
+            # P01 = F11 (P01 + F01 P11) + Q01, P11 = F11² P11 + Q11, v *= F11.
             a01 = f01[j]
-            s += a01 * v
-            v *= f11[j]
-            u = a01 * p11
-            u += p01
-            w = u + p01
-            w *= a01
-            p00 += w
-            p00 += q00[j]
-            u *= f11[j]
-            u += q01[j]
-            p01s[...] = u
-            p11 *= f11sq[j]
-            p11 += q11[j]
+            q00, q01, q11 = qc[j]
+            mul(a01, v, t3)
+            s += t3
+            mul(a01, p11, t3)
+            t3 += p01  # P01 + F01 P11
+            add(t3, p01, u3)
+            u3 *= a01
+            p00 += u3
+            p00 += q00
+            for i in ou:
+                t3[i] *= f11[j, i]
+                v[i] *= f11[j, i]
+                p11[i] *= f2[j, i]
+            add(t3, q01, p01)
+            p11 += q11
 
             # 3. Combined prediction and gate.
             zk = z_use[j]
             rk = r_use[j]
-            sbar = (c * s).sum(axis=0)
-            e = s - sbar
-            e *= e
-            e += p00
-            e *= c
-            sbar_var = e.sum(axis=0)
-            sbar_var += rk
-            out.innovation[k] = sbar  # replaced by z - s̄ after the chunk
-            out.innovation_var[k] = sbar_var
+            sbar = out.innovation[k]  # replaced by z - s̄ after the chunk
+            var = out.innovation_var[k]
+            mul(c, s, t3)
+            add(t3_0, t3_1, sbar)
+            sbar += t3_2
+            sub(s, sbar, t3)
+            t3 *= t3
+            t3 += p00
+            t3 *= c
+            add(t3_0, t3_1, var)
+            var += t3_2
+            var += rk
             ok = valid_c[j]
             if gate is not None:
                 nubar = zk - sbar
-                ok = ok > (nubar * nubar > gate * sbar_var)  # valid and not gated
+                ok = ok > (nubar * nubar > gate * var)  # valid and not gated
             out.used[k] = ok
+            all_ok = bool(ok.all())
 
-            # 4. Per-regime update; gain K = [P00, P01] / S, or 0 if the report is not used.
-            nu = zk - s
-            inv_s = p00 + rk
-            np.divide(1.0, inv_s, out=inv_s)
-            gain = p00_p01 * (inv_s * ok)
-            sv += gain * nu
-            p11 -= gain[1] * p01
-            cov -= gain[0] * cov
-            # Regime likelihoods c_j N(ν_j; 0, S_j), scaled by exp(m/2) √(2π) with m the
-            # smallest ν²/S among regimes with c_j > 0 (so that the sum is > 0).
-            nis = nu * nu
+            # 4. Per-regime update with K = [P00, P01] / S (0, and ν = 0, if not used).
+            nu = sub(zk, s, t3)
+            add(p00, rk, inv_s)
+            divide(1.0, inv_s, inv_s)
+            mul(p0x, inv_s, gain)
+            mul(inv_s, rk, rho)  # 1 - P00/S
+            if not all_ok:
+                gain *= ok
+                nu *= ok
+                copyto(rho, 1.0, where=~ok)
+            mul(gain1, p01, u3)
+            p11 -= u3
+            p0x *= rho
+            mul(gain, nu, e6)
+            xs += e6
+            # Regime likelihoods c_j N(ν_j; 0, S_j) (times √(2π)); their sum is the report's
+            # likelihood and their shares the regime probabilities.
+            mul(nu, nu, nis)
             nis *= inv_s
             if not c_all:
                 nis[c <= 0.0] = np.inf
-            m = np.min(nis, axis=0, out=nis_min[j])
-            nis -= m
             nis *= -0.5
-            lik = np.exp(nis)
+            lik = exp(nis, nis)
             lik *= c
-            lik *= np.sqrt(inv_s)
-            total = lik.sum(axis=0)
-            if not total.all():
-                lik, total, m[...] = _likelihood_log_space(nu, 1.0 / inv_s, c)
-            np.log(total, out=log_total[j])
-            lik /= total
-            mu = np.where(ok, lik, c)
+            sqrt(inv_s, inv_s)
+            lik *= inv_s
+            total = add(nis_0, nis_1, totals[j])
+            total += nis_2
+            if not total.min() > _TOTAL_MIN:  # (scaled) underflow for some forces
+                lik, total, shift[j] = _likelihood_log_space(nu, 1.0 / inv_s**2, c)
+                totals[j] = total
+            divide(lik, total, mu)
+            if not all_ok:
+                copyto(mu, c, where=~ok)
 
             # 5. Combination, and the mixing inputs of the next step.
-            np.multiply(sv, mu, out=e2)
-            np.sum(e2, axis=1, out=xb[0:2])
-            np.subtract(sv, xb[0:2, None, :], out=e2)
-            ys[0] = mu
-            np.multiply(e2, mu, out=ys[1:3])
-            np.multiply(ys[1], e2, out=ys[3:5])
-            np.multiply(ys[2], e2[1], out=ys[5])
-            ys[3:5] += p00_p01 * mu
-            ys[5] += p11 * mu
-            np.sum(ys[3:5], axis=1, out=xb[2:4])
-            np.sum(ys[5], axis=0, out=xb[5])
-            xb[4] = xb[3]
+            mul(xs, mu, e6)
+            add(e6_s[0], e6_s[1], xb_s)
+            xb_s += e6_s[2]
+            add(e6_v[0], e6_v[1], xb_v)
+            xb_v += e6_v[2]
+            sub(xs, xbar_b, e6)
+            mul(e6, mu, ys_e)
+            mul(ys_e, e6_s, ys_a)  # μ e_s e_s, μ e_s e_v
+            mul(p0x, mu, gain)
+            ys_a += gain
+            mul(ys_v, e6_v, ys5)  # μ e_v e_v
+            mul(p11, mu, t3)
+            ys5 += t3
+            add(ys_a00[0], ys_a00[1], xb00)
+            xb00 += ys_a00[2]
+            add(ys_a01[0], ys_a01[1], xb01)
+            xb01 += ys_a01[2]
+            add(ys5[0], ys5[1], xb11)
+            xb11 += ys5[2]
             out.regime[k] = Y
             out.comb[k] = xb
             out.mu[k] = mu
 
-        # Chunk: innovations z - s̄ and the log-likelihood of the used reports.
+        # Chunk: innovations z - s̄ and the log-likelihood of the used reports (one log of
+        # the product of the chunk's likelihoods, unless that under- or overflows).
+        used = out.used[c0:c1]
         inn = out.innovation[c0:c1]
         np.subtract(inputs.z, inn, out=inn)
         np.add(out.innovation_var[c0:c1], inputs.r - r_use, out=out.innovation_var[c0:c1])
-        nis_min *= -0.5
-        nis_min += log_total
-        np.copyto(nis_min, 0.0, where=~out.used[c0:c1])
-        loglik += nis_min.sum(axis=0)
+        np.copyto(totals, 1.0, where=~used)
+        prod = totals.prod(axis=0)
+        if prod.min() > 1e-290 and prod.max() < 1e290:
+            loglik += np.log(prod)
+        else:
+            loglik += np.log(totals).sum(axis=0)
+        np.copyto(shift, 0.0, where=~used)
+        loglik -= 0.5 * shift.sum(axis=0)
         if gate is not None:
-            np.greater(valid_c, out.used[c0:c1], out=out.gated[c0:c1])
+            np.greater(valid_c, used, out=out.gated[c0:c1])
     return loglik - 0.5 * _LOG_2PI * out.used.sum(axis=0)
 
 
