@@ -333,27 +333,19 @@ def main() -> None:
             print(f"phase seconds: {args.seconds:g}; connections: {args.connections}",
                   flush=True)
 
-            s = spawn_client("signed", args, url, cot_port, t, t / "signed.json")
-            lost = set(s["acked"]) - stored_ids(db, "bench%")
-            print(f"signed telegrams: {s['rps']:,.0f} requests/s "
-                  f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
-                  f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
-                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
-                  f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
-                  flush=True)
-            for e in s["error_samples"]:
-                print("  error:", e)
-
-            s = spawn_client("raw", args, url, cot_port, t, t / "raw.json")
-            lost = set(s["acked"]) - stored_ids(db, "raw%")
-            print(f"signed telegrams, pre-signed, asyncio sockets: {s['rps']:,.0f} requests/s "
-                  f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
-                  f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
-                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
-                  f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
-                  flush=True)
-            for e in s["error_samples"]:
-                print("  error:", e)
+            for mode, label, like in (("signed", "signed telegrams", "bench%"),
+                                      ("raw", "signed telegrams, pre-signed, asyncio sockets",
+                                       "raw%")):
+                s = spawn_client(mode, args, url, cot_port, t, t / f"{mode}.json")
+                lost = set(s["acked"]) - stored_ids(db, like)
+                print(f"{label}: {s['rps']:,.0f} requests/s "
+                      f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
+                      f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
+                      f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
+                      f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
+                      flush=True)
+                for e in s["error_samples"]:
+                    print("  error:", e)
 
             b = spawn_client("batch", args, url, cot_port, t, t / "batch.json")
             print(f"batched NDJSON: {b['reports_per_s']:,.0f} reports/s "

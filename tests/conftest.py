@@ -1,8 +1,11 @@
-"""Shared fixtures: the small South Pole scenario in tests/data/pole."""
+"""Shared fixtures: the small South Pole scenario in tests/data/pole; one Dask LocalCluster of
+two worker processes for the tests that compare the Dask engine with the local one."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,3 +33,13 @@ def store(tmp_path: Path) -> Store:
 @pytest.fixture(scope="session")
 def validator(pole: Scenario) -> Validator:
     return Validator(pole)
+
+
+@pytest.fixture(scope="session")
+def dask_cluster() -> Iterator[Any]:
+    """A LocalCluster of two worker processes (one thread each), shared by the session."""
+    distributed = pytest.importorskip("dask.distributed")
+    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                 dashboard_address=None, memory_limit="1GiB")
+    yield c
+    c.close()

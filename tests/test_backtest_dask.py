@@ -4,7 +4,6 @@ library on a 2-worker LocalCluster, and through the CLI at that cluster's addres
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,11 +21,8 @@ distributed = pytest.importorskip("dask.distributed")
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None, memory_limit="1GiB")
-    yield c
-    c.close()
+def cluster(dask_cluster: Any) -> Any:
+    return dask_cluster
 
 
 @pytest.fixture(scope="module")

@@ -31,11 +31,8 @@ distributed = pytest.importorskip("dask.distributed")
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                 dashboard_address=None, memory_limit="1GiB")
-    yield c
-    c.close()
+def cluster(dask_cluster: Any) -> Any:
+    return dask_cluster
 
 
 @pytest.fixture(scope="module")
