@@ -89,7 +89,7 @@ REGIMES: tuple[str, str, str] = ("halted", "advancing", "pursuit")
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: Forces per block (cache blocking) and time steps per chunk of precomputed coefficients.
-_BLOCK = 4096
+_BLOCK = 6144
 _CHUNK = 16
 #: NumPy's ufunc buffer (elements) while filtering: no larger than a block's rows.
 _BUFSIZE = 1024
@@ -342,10 +342,20 @@ class _Switching:
                 coefs = np.stack(
                     [comp.real for _, comp in self.terms] + [-comp.imag for _, comp in self.terms]
                 )
-            if len(coefs):
-                np.einsum("mij,mtb->tijb", coefs, e, out=out)
-            else:
-                out.fill(0.0)
+            # Off-diagonal entries only (the diagonal follows from the rows), each a sum of
+            # scalar multiples of the e arrays; the diagonal slot serves as scratch.
+            for i in range(3):
+                for j in range(3):
+                    if i == j:
+                        continue
+                    o, tmp = out[:, i, j], out[:, i, i]
+                    if not len(coefs):
+                        o.fill(0.0)
+                        continue
+                    np.multiply(e[0], coefs[0, i, j], out=o)
+                    for m in range(1, len(coefs)):
+                        np.multiply(e[m], coefs[m, i, j], out=tmp)
+                        o += tmp
         else:
             flat = _expm_batch(dt.reshape(-1)[:, None, None] * self.rates)
             out[...] = flat.reshape(n_t, n_b, 3, 3).transpose(0, 2, 3, 1)
