@@ -158,3 +158,17 @@ def test_batch_with_stored_and_repeated_keys(tmp_path: Path, validator: Any) -> 
     assert kinds[0][0] == 4 and kinds[1][0] in (5, 6)  # old2, and one of the twins
     lats = dict(s.conn.execute("SELECT report_id, lat FROM reports"))
     assert lats["old2"] == -85.0  # the stored one is kept
+
+
+@pytest.mark.parametrize("source", ["o'brien", "tab\tsource", "plain"])
+def test_batch_constants_are_stored_verbatim(tmp_path: Path, validator: Any, source: str) -> None:
+    """A text the same in every row of a batch is written as an SQL literal: quotes and odd
+    characters must come back as they went in."""
+    s = Store(tmp_path / "c.db")
+    rows = [validator.row({"report_id": f"r{i}", "source": source, "force": "amundsen",
+                           "observed_at": "1911-11-20T12:00:00Z", "lat": "-85", "lon": "-167",
+                           "grade": "C3", "event": "position"})[0] for i in range(3)]
+    assert s.write_batch(rows, ["raw"] * 3, [2, 3, 4], "c.csv").accepted == 3
+    got = set(s.conn.execute("SELECT source, grade, event FROM reports"))
+    assert got == {(source, "C3", "position")}
+    assert s.write_batch(rows, ["raw"] * 3, [2, 3, 4], "c.csv").duplicate == 3

@@ -68,6 +68,9 @@ _REPORT_COLS = ", ".join(ROW_FIELDS)
 _NULLABLE = frozenset(j for j, f in enumerate(ROW_FIELDS)
                       if f in ("lat", "lon", "place", "uncertainty_km", "target", "text",
                                "sources", "extra"))
+# Text fields often the same for a whole batch (written as literals then).
+_CONSTANT_PRONE = frozenset(j for j, f in enumerate(ROW_FIELDS)
+                            if f in ("source", "force", "grade", "event", "target", "sources"))
 
 
 @dataclass
@@ -224,17 +227,24 @@ class Store:
         Many rows per statement (``INSERT ... VALUES (...), (...), ...``) from one flat list
         of parameters filled a column at a time: a third of the cost of ``executemany`` with a
         tuple per row. A column that is NULL in every row is left to its default (binding None
-        is slow in the sqlite3 module)."""
+        is slow in the sqlite3 module); a text column that is the same in every row (a batch
+        from one source, one grade), and the batch's ``ingested_at`` and ``origin``, go into
+        the statement as SQL literals (binding text costs a copy and a lock per value)."""
         n = len(cols[0])
         if n == 0:
             return 0
-        names = tuple(j for j, col in enumerate(cols) if j not in _NULLABLE
-                      or col[0] is not None or col.count(None) < len(col))
-        # The batch's constants go into the statement as literals (fewer parameters to bind);
-        # an origin only when it is plain text (quotes doubled).
-        consts = [str(int(now))]
-        if origin is not None and origin.isprintable():
-            consts.append("'" + origin.replace("'", "''") + "'")
+        names: list[int] = []
+        consts: list[tuple[str, str]] = [("ingested_at", str(int(now)))]
+        for j, col in enumerate(cols):
+            first = col[0]
+            if j in _NULLABLE and first is None and col.count(None) == n:
+                continue
+            if j in _CONSTANT_PRONE and _plain(first) and col.count(first) == n:
+                consts.append((ROW_FIELDS[j], _literal(first)))
+                continue
+            names.append(j)
+        if origin is not None and _plain(origin):
+            consts.append(("origin", _literal(origin)))
             origin = None
         k = len(names) + (origin is not None)
         flat: list[Any] = [None] * (n * k)
@@ -244,13 +254,14 @@ class Store:
             flat[k - 1::k] = [origin] * n
         per = max(1, min(256, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // k))
         execute = self.conn.execute
-        sql = _insert_sql(names, origin is not None, tuple(consts), per)
+        bound = tuple(ROW_FIELDS[j] for j in names) + ("origin",) * (origin is not None)
+        sql = _insert_sql(bound, tuple(consts), per)
         whole = n // per * per
         landed = 0
         for a in range(0, whole * k, per * k):
             landed += execute(sql, flat[a:a + per * k]).rowcount
         if whole < n:
-            landed += execute(_insert_sql(names, origin is not None, tuple(consts), n - whole),
+            landed += execute(_insert_sql(bound, tuple(consts), n - whole),
                               flat[whole * k:]).rowcount
         return landed
 
@@ -389,15 +400,21 @@ class Store:
 
 
 @functools.lru_cache(maxsize=256)
-def _insert_sql(fields: tuple[int, ...], bind_origin: bool, consts: tuple[str, ...],
-                rows: int) -> str:
-    """The insert of ``rows`` rows: report fields ``fields`` (indices into ``ROW_FIELDS``) and,
-    when ``bind_origin``, ``origin`` as parameters; then ``ingested_at`` and (unless bound)
-    ``origin`` as the SQL literals ``consts``."""
-    cols = [ROW_FIELDS[j] for j in fields] + ["origin"] * bind_origin
-    cols += ["ingested_at", "origin"][:len(consts)]
-    one = "(" + ", ".join(["?"] * (len(fields) + bind_origin) + list(consts)) + ")"
+def _insert_sql(bound: tuple[str, ...], consts: tuple[tuple[str, str], ...], rows: int) -> str:
+    """The insert of ``rows`` rows: the columns ``bound`` as parameters, then the columns of
+    ``consts`` (name, SQL literal) the same in every row."""
+    cols = list(bound) + [name for name, _ in consts]
+    one = "(" + ", ".join(["?"] * len(bound) + [lit for _, lit in consts]) + ")"
     return f"INSERT OR IGNORE INTO reports ({', '.join(cols)}) VALUES " + ", ".join([one] * rows)
+
+
+def _plain(v: Any) -> bool:
+    """Text that can be written as an SQL literal as is (no NUL, control or lone surrogate)."""
+    return type(v) is str and v.isprintable()
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _as_bytes(raw: bytes | str | None) -> bytes | None:

@@ -92,11 +92,46 @@ def content_digest(content: tuple[Any, ...]) -> str:
                            digest_size=16).hexdigest()
 
 
+_NOT_DECIMAL = b"0123456789.-\n"  # bytes a column of plain decimals is made of
+# Digits 1-9 as "1", a sign as a line start: leading zeros and dots are then a few substrings.
+_SHAPE = bytes.maketrans(b"23456789-", b"11111111\n")
+
+
+def repr_texts(texts: Sequence[str], n: int) -> list[str] | None:
+    """``repr(float(t))`` for each text, computed on the whole column at once, or None when
+    the column is not made of plain decimals that are safe to rewrite (then repr each float).
+
+    Every text has been read by ``float`` already. A text of digits, one ``.`` and a leading
+    ``-`` is a decimal ``-I.F``; without trailing zeros in ``F`` (but ``.0``), without a
+    leading zero in ``I`` (but ``0``), with at most 15 significant digits (so no other decimal
+    of as many digits names the same double: repr's shortest round trip is this one) and a
+    magnitude repr writes without an exponent (1e-4 <= |x| < 1e16), it is what repr writes.
+    """
+    s = "\n" + "\n".join(texts) + "\n"
+    if s.count(".") != n or s.encode("utf-8", "surrogatepass").translate(None, _NOT_DECIMAL):
+        return None
+    for _ in range(20):  # strip trailing zeros of the fractions (no integer part ends a text)
+        if "0\n" not in s:
+            break
+        s = s.replace("0\n", "\n")
+    else:
+        return None
+    s = s.replace(".\n", ".0\n")
+    shape = s.encode().translate(_SHAPE)
+    if b"\n00" in shape or b"\n01" in shape or b"\n." in shape or b"0.0000" in shape:
+        return None  # a leading zero, a leading dot, or maybe below 1e-4: leave it to repr
+    out = s[1:-1].split("\n")
+    if len(out) != n or max(map(len, out)) > 16:  # <= 15 digits beside "." (and "-")
+        return None
+    return out
+
+
 _blake16 = partial(hashlib.blake2b, digest_size=16)
 _hex = methodcaller("hexdigest")
 
 
-def _pieces(values: Sequence[Any], n: int) -> tuple[str, Sequence[str] | None, bool]:
+def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None
+            ) -> tuple[str, Sequence[str] | None, bool]:
     """How one column appears in the rows' reprs: ``(constant, None, _)`` when it is the same
     for every row, else ``("", pieces, quoted)`` with the text of each row (to be wrapped in
     quotes when ``quoted``)."""
@@ -114,13 +149,20 @@ def _pieces(values: Sequence[Any], n: int) -> tuple[str, Sequence[str] | None, b
             if len(joined) == n * len(first) and values.count(first) == n:
                 return f"'{first}'", None, False
             return "", values, True
+    elif texts is not None:
+        pieces = repr_texts(texts, n)  # (repr of a float is costly: digits from the texts)
+        if pieces is not None:
+            return "", pieces, False
     return "", list(map(repr, values)), False
 
 
-def content_digests(columns: Sequence[Sequence[Any]], n: int) -> list[str]:
+def content_digests(columns: Sequence[Sequence[Any]], n: int,
+                    texts: dict[int, Sequence[str]] | None = None) -> list[str]:
     """:func:`content_digest` of ``n`` rows given as content columns (one sequence per field of
     the content tuple), built for the whole batch at once: every row's repr is assembled by
-    C-level slice assignment and one join, then hashed."""
+    C-level slice assignment and one join, then hashed. ``texts[j]``: the texts the floats of
+    column ``j`` were read from, ``columns[j][i] == float(texts[j][i])`` for every row (their
+    repr is taken from the texts when that is provably the same)."""
     if n == 0:
         return []
     statics: list[str] = []
@@ -129,7 +171,7 @@ def content_digests(columns: Sequence[Sequence[Any]], n: int) -> list[str]:
     for j, col in enumerate(columns):
         if j:
             cur += ", "
-        const, vals, quoted = _pieces(col, n)
+        const, vals, quoted = _pieces(col, n, (texts or {}).get(j))
         if vals is None:
             cur += const
             continue

@@ -166,11 +166,13 @@ class Validator:
         cols: list[Sequence[Any]] = [source, rid, force, observed.tolist(), received.tolist(),
                                      lat, lon, place, unc, grade, event, target, text, sources,
                                      extra]
+        texts = {4: lat_t, 5: lon_t}  # content columns read from these texts
         if slow.any():
             good = np.flatnonzero(~slow).tolist()
             cols = [[c[i] for i in good] for c in cols]
+            texts = {j: [t[i] for i in good] for j, t in texts.items()}
         content = cols[:4] + cols[5:]  # all but received_at
-        digests = content_digests(content, len(good))
+        digests = content_digests(content, len(good), texts)
         out = ValidBatch(cols + [digests], good, [])
         if slow.any():
             out = self._merge(out, self._row_by_row(b, np.flatnonzero(slow).tolist()))
