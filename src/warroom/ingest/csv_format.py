@@ -14,7 +14,6 @@ import csv
 import io
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from itertools import islice
 
 from warroom.ingest.base import Batch, CountingReader, Record
 from warroom.ingest.fields import ALIASES, KNOWN, NUMERIC, REQUIRED
@@ -154,27 +153,40 @@ class CsvFormat:
         if size <= 0 or problem is not None:
             yield from careful(iter(text), lambda: True)
             return
-        # In bulk: ``size`` lines at a time. A chunk of plain lines (no quotes, so one line is
-        # one row; no NUL, valid UTF-8) is split in one go and handed on as columns; any other
-        # chunk goes row by row (a quoted field may run past its end).
+        # In bulk: about ``size`` lines at a time, read as one block of whole lines. A block of
+        # plain lines (no quotes, so one line is one row; no CR or NUL, valid UTF-8) is split
+        # in one go and handed on as columns; any other block goes through the C reader line
+        # by line, or row by row (a quoted field may run past its end).
         blank = delim * (width - 1)  # a row of empty fields, skipped like an empty line
         empty = [""] * width
+        per_line = 100.0  # characters per line, learnt as the file goes
         while True:
-            chunk = list(islice(text, size))
-            if not chunk:
+            block = text.read(max(1, int(size * per_line)))
+            if not block:
                 return
-            joined = "".join(chunk)
+            if not block.endswith("\n"):
+                block += text.readline()  # whole lines only
             rows = None
             columns: list[Sequence[str]] | None = None
-            if '"' not in joined and "\x00" not in joined and _utf8(joined):
-                if ("\r" not in joined and blank + "\n" not in chunk and chunk[-1] != blank
-                        and max(map(len, chunk)) <= csv.field_size_limit()):
-                    columns = _split(joined, len(chunk), width, delim)
+            chunk: Sequence[str] | None = None
+            if '"' not in block and "\x00" not in block and _utf8(block):
+                if "\r" not in block:
+                    plain = block.split("\n")
+                    if block.endswith("\n"):
+                        plain.pop()
+                    if blank not in plain and max(map(len, plain)) <= csv.field_size_limit():
+                        columns = _split(block, len(plain), width, delim)
+                    if columns is not None:
+                        chunk = _Lines(plain, block.endswith("\n"))
                 if columns is None:
+                    chunk = list(io.StringIO(block, newline=""))
                     try:
                         rows = list(csv.reader(chunk, delimiter=delim))
                     except csv.Error:
                         rows = None
+            if chunk is None:
+                chunk = list(io.StringIO(block, newline=""))
+            per_line = len(block) / len(chunk)
             if rows is None and columns is None:
                 queue = deque(chunk)
                 yield from careful(_drain_then(queue, text), lambda q=queue: bool(q))
@@ -182,7 +194,7 @@ class CsvFormat:
             first = n + 1
             n += len(chunk)
             lines: Sequence[int] = range(first, first + len(chunk))
-            raws: list[str] = chunk
+            raws: Sequence[str] = chunk
             if rows is not None:
                 if empty in rows or set(map(len, rows)) != {width}:
                     keep = []
@@ -205,6 +217,23 @@ class CsvFormat:
                 for i in numeric:
                     columns[i] = [v.replace(",", ".") for v in columns[i]]
             yield Batch(header, columns, lines, raws)
+
+
+class _Lines(Sequence[str]):
+    """The lines of a block split at its newlines, each given back with its newline (the last
+    one only if the block ended with one): the raw input of each row, made only when asked."""
+
+    def __init__(self, lines: list[str], newline_at_end: bool) -> None:
+        self.lines = lines
+        self.last = len(lines) - 1 if not newline_at_end else len(lines)
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        if i < 0:
+            i += len(self.lines)
+        return self.lines[i] if i == self.last else self.lines[i] + "\n"
 
 
 def _split(text: str, m: int, width: int, delim: str) -> list[Sequence[str]] | None:
