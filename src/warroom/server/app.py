@@ -185,7 +185,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     ingest that lands reports, the alert rules run on the new situation in the background
     (``assess_after_ingest``), so an alert reaches the stream moments after the report that
     fired it (under sustained ingest, at most one assessment per ``assess_interval_s``,
-    covering everything that came in meanwhile); the estimate, forecast and rules of that
+    covering everything that came in meanwhile, and resting at least as long as the last one
+    took, so it takes at most half a core from ingest); the estimate, forecast and rules of that
     assessment run in a worker process when the store is a file (``assess_in_worker``, see
     :mod:`warroom.server.assessor`), so they never hold up requests. ``brief_every_h``: a
     scheduler writes a briefing at each slot, catching up missed ones (marked late).
@@ -355,8 +356,10 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                     pending["running"] = False
                     return
                 pending["again"] = False
-            # under sustained ingest, one assessment per interval covers all that came in
-            time.sleep(max(0.0, assess_interval_s - (time.monotonic() - started)))
+            # under sustained ingest, one assessment per interval covers all that came in; and
+            # it rests at least as long as it ran, so it takes at most half a core from ingest
+            took = time.monotonic() - started
+            time.sleep(max(assess_interval_s - took, took))
 
     def landed(res: dict[str, Any], origin: str, now: int) -> dict[str, Any]:
         if res["accepted"]:
