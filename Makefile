@@ -51,6 +51,8 @@ bench: $(TSTAMP)
 	$(BIN)/python benchmarks/estimate.py
 	$(BIN)/python benchmarks/forecast.py
 	$(BIN)/python benchmarks/brief.py
+	$(BIN)/python benchmarks/serve.py
+	$(BIN)/python benchmarks/scale.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
