@@ -239,7 +239,8 @@ class Store:
             first = col[0]
             if j in _NULLABLE and first is None and col.count(None) == n:
                 continue
-            if j in _CONSTANT_PRONE and _plain(first) and col.count(first) == n:
+            if (j in _CONSTANT_PRONE and _plain(first) and col[-1] == first
+                    and col[n // 2] == first and col.count(first) == n):
                 consts.append((ROW_FIELDS[j], _literal(first)))
                 continue
             names.append(j)

@@ -130,7 +130,7 @@ _blake16 = partial(hashlib.blake2b, digest_size=16)
 _hex = methodcaller("hexdigest")
 
 
-def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None
+def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None, plain: bool = False
             ) -> tuple[str, Sequence[str] | None, bool]:
     """How one column appears in the rows' reprs: ``(constant, None, _)`` when it is the same
     for every row, else ``("", pieces, quoted)`` with the text of each row (to be wrapped in
@@ -138,6 +138,10 @@ def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None
     first = values[0]
     if first is None and values.count(None) == n:
         return "None", None, False
+    if plain:  # known to be strings that need no escaping
+        if values[-1] == first and values.count(first) == n:
+            return f"'{first}'", None, False
+        return "", values, True
     if isinstance(first, str):
         try:
             joined = "".join(values)  # (and a TypeError if any is not a string)
@@ -146,7 +150,8 @@ def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None
         # repr of a string without quotes, backslashes or unprintable characters is the
         # string in single quotes
         if "'" not in joined and "\\" not in joined and joined.isprintable():
-            if len(joined) == n * len(first) and values.count(first) == n:
+            if (len(joined) == n * len(first) and values[-1] == first
+                    and values.count(first) == n):
                 return f"'{first}'", None, False
             return "", values, True
     elif texts is not None:
@@ -157,7 +162,8 @@ def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None
 
 
 def content_digests(columns: Sequence[Sequence[Any]], n: int,
-                    texts: dict[int, Sequence[str]] | None = None) -> list[str]:
+                    texts: dict[int, Sequence[str]] | None = None,
+                    plain: frozenset[int] = frozenset()) -> list[str]:
     """:func:`content_digest` of ``n`` rows given as content columns (one sequence per field of
     the content tuple), built for the whole batch at once: every row's repr is assembled by
     C-level slice assignment and one join, then hashed. ``texts[j]``: the texts the floats of
@@ -171,7 +177,7 @@ def content_digests(columns: Sequence[Sequence[Any]], n: int,
     for j, col in enumerate(columns):
         if j:
             cur += ", "
-        const, vals, quoted = _pieces(col, n, (texts or {}).get(j))
+        const, vals, quoted = _pieces(col, n, (texts or {}).get(j), j in plain)
         if vals is None:
             cur += const
             continue

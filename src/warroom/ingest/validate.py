@@ -43,6 +43,11 @@ def _text(v: Any) -> str | None:
     return str(v)
 
 
+def _is_plain(v: str) -> bool:
+    """repr(v) is v in single quotes."""
+    return "'" not in v and "\\" not in v and v.isprintable()
+
+
 def _number(v: Any) -> float:
     if isinstance(v, bool):
         raise ValueError
@@ -72,6 +77,10 @@ class Validator:
         self.scenario = scenario
         self.forces = sorted(scenario.forces)
         self.force_set = frozenset(self.forces)
+        # Content columns (see bulk.content_digests) whose values need no escaping in a repr:
+        # grade and event come from fixed tables, forces from the scenario.
+        plain_ids = all(_is_plain(f) for f in self.forces)
+        self._plain_content = frozenset({8, 9} | ({2} if plain_ids else set()))
         self.targets = frozenset(scenario.targets())
         self.gazetteer = Gazetteer(scenario.places)
         self._places: dict[str, tuple[float, float] | None] = {}
@@ -172,7 +181,7 @@ class Validator:
             cols = [[c[i] for i in good] for c in cols]
             texts = {j: [t[i] for i in good] for j, t in texts.items()}
         content = cols[:4] + cols[5:]  # all but received_at
-        digests = content_digests(content, len(good), texts)
+        digests = content_digests(content, len(good), texts, self._plain_content)
         out = ValidBatch(cols + [digests], good, [])
         if slow.any():
             out = self._merge(out, self._row_by_row(b, np.flatnonzero(slow).tolist()))
