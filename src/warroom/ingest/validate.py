@@ -130,7 +130,8 @@ class Validator:
         observed, ok, _ = iso_seconds(col["observed_at"])
         slow |= ~ok
         received = observed
-        if "received_at" in col:
+        # (received_at is often the same text as observed_at: then it is the same time)
+        if "received_at" in col and col["received_at"] != col["observed_at"]:
             received, ok, blank = iso_seconds(col["received_at"])
             received = np.where(blank, observed, received)
             slow |= ~(ok | blank) | (received < observed)
@@ -172,7 +173,9 @@ class Validator:
                 extra.append(json.dumps(d, sort_keys=True, default=str) if d else None)
 
         good: Sequence[int] = range(n)
-        cols: list[Sequence[Any]] = [source, rid, force, observed.tolist(), received.tolist(),
+        obs = observed.tolist()
+        cols: list[Sequence[Any]] = [source, rid, force, obs,
+                                     obs if received is observed else received.tolist(),
                                      lat, lon, place, unc, grade, event, target, text, sources,
                                      extra]
         texts = {4: lat_t, 5: lon_t}  # content columns read from these texts
