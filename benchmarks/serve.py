@@ -55,6 +55,19 @@ def report(rid: str, source: str | None = None) -> dict[str, Any]:
     return r
 
 
+def latency_summary(lat: list[float], elapsed: float, acked: list[str], errors: list[str]
+                    ) -> dict[str, Any]:
+    """Requests/s, p50/p99 latency (ms), errors and what was acknowledged, of one client run."""
+    lat = sorted(lat)
+
+    def pct(p: float) -> float:
+        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
+
+    return {"requests": len(lat), "elapsed": elapsed, "rps": len(lat) / elapsed,
+            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": len(errors),
+            "error_samples": errors[:3], "acked": acked}
+
+
 # -- client side (run in its own process: python serve.py --client MODE ...) ------------------
 def client_signed(url: str, keys_dir: Path, seconds: float, connections: int) -> dict[str, Any]:
     from warroom import telegram
@@ -102,14 +115,7 @@ def client_signed(url: str, keys_dir: Path, seconds: float, connections: int) ->
     for t in threads:
         t.join(seconds + 60)
     elapsed = time.monotonic() - t0
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-
-    return {"requests": len(lat), "elapsed": elapsed, "rps": len(lat) / elapsed,
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": len(errors),
-            "error_samples": errors[:3], "acked": acked}
+    return latency_summary(lat, elapsed, acked, errors)
 
 
 def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
@@ -172,14 +178,7 @@ def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
         return time.monotonic() - t0
 
     elapsed = asyncio.run(main())
-    lat.sort()
-
-    def pct(p: float) -> float:
-        return lat[min(len(lat) - 1, int(p * len(lat)))] * 1000 if lat else float("nan")
-
-    return {"requests": len(lat), "elapsed": elapsed, "rps": len(lat) / elapsed,
-            "p50_ms": pct(0.50), "p99_ms": pct(0.99), "errors": len(errors),
-            "error_samples": errors[:3], "acked": acked}
+    return latency_summary(lat, elapsed, acked, errors)
 
 
 def client_batch(url: str, seconds: float) -> dict[str, Any]:
