@@ -40,7 +40,7 @@ from typing import Any
 
 from warroom.ingest.base import Record
 from warroom.ingest.cot_format import FORMAT, MAX_EVENT, CotDecoder, CotFormat
-from warroom.ingest.pipeline import MAX_MESSAGES, IngestResult
+from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
 from warroom.store import QuarantineRow, Store
 
@@ -208,18 +208,9 @@ def ingest_records(store: Store, validator: Validator, records: list[Record],
             bad.append(QuarantineRow(origin, rec.line, "invalid", msg, raw,
                                      _s(rec.fields.get("source")),
                                      _s(rec.fields.get("report_id"))))
-        if len(result.messages) < MAX_MESSAGES:
-            result.messages.append(msg)
+        result.note(msg)
     if rows or bad:
-        br = store.write_batch(rows, raws, lines, origin, bad)
-        result.accepted = br.accepted
-        result.duplicate = br.duplicate
-        result.conflict = br.conflict
-        result.quarantined = len(bad)
-        if br.conflict and len(result.messages) < MAX_MESSAGES:
-            result.messages.append(f"{origin}: {br.conflict} conflicting report(s) kept in "
-                                   "quarantine (same source and report_id as a stored report, "
-                                   "different content)")
+        result.add(store.write_batch(rows, raws, lines, origin, bad), len(bad), origin)
     return result
 
 

@@ -108,7 +108,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from warroom.ingest import detect
 from warroom.ingest.base import CountingReader
 from warroom.ingest.ndjson_format import as_fields
-from warroom.ingest.pipeline import MAX_MESSAGES, IngestResult
+from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
 from warroom.keystore import KeyStore
 from warroom.store import QuarantineRow, Store
@@ -432,17 +432,9 @@ def _land(store: Store, validator: Validator, reports: list[dict[str, Any]], ori
         rid = fields.get("report_id")
         bad.append(QuarantineRow(origin, i, "invalid", msg, raw, fields["source"],
                                  None if rid is None else str(rid)))
-        if len(result.messages) < MAX_MESSAGES:
-            result.messages.append(msg)
-    if not rows and not bad:
-        return result
-    br = store.write_batch(rows, raws, lines, origin, bad)
-    result.accepted, result.duplicate, result.conflict = br.accepted, br.duplicate, br.conflict
-    result.quarantined = len(bad)
-    if br.conflict:
-        result.messages.append(f"{origin}: {br.conflict} conflicting report(s) kept in "
-                               "quarantine (same source and report_id as a stored report, "
-                               "different content)")
+        result.note(msg)
+    if rows or bad:
+        result.add(store.write_batch(rows, raws, lines, origin, bad), len(bad), origin)
     return result
 
 

@@ -47,7 +47,7 @@ import pyarrow.dataset as ds
 
 from warroom.archive.buckets import BUCKETS, bucket_of
 from warroom.domain import Report
-from warroom.ingest.pipeline import MAX_MESSAGES, IngestResult
+from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
 from warroom.store import ROW_FIELDS, QuarantineRow, Store
 
@@ -300,21 +300,12 @@ def ingest_parquet(store: Store, validator: Validator, path: str | Path,
     origin = ""
     seen = 0
 
-    def note(msg: str) -> None:
-        if len(result.messages) < MAX_MESSAGES:
-            result.messages.append(msg)
+    note = result.note
 
     def flush() -> None:
         if not rows and not bad:
             return
-        br = store.write_batch(rows, raws, lines, origin, bad)
-        result.accepted += br.accepted
-        result.duplicate += br.duplicate
-        result.conflict += br.conflict
-        result.quarantined += len(bad)
-        if br.conflict:
-            note(f"{origin}: {br.conflict} conflicting report(s) kept in quarantine (same "
-                 "source and report_id as a stored report, different content)")
+        result.add(store.write_batch(rows, raws, lines, origin, bad), len(bad), origin)
         rows.clear()
         raws.clear()
         lines.clear()

@@ -36,6 +36,21 @@ class IngestResult:
     quarantined: int = 0
     messages: list[str] = field(default_factory=list)
 
+    def note(self, msg: str) -> None:
+        """Keep a problem line (the first ``MAX_MESSAGES`` only)."""
+        if len(self.messages) < MAX_MESSAGES:
+            self.messages.append(msg)
+
+    def add(self, br: BatchResult, quarantined: int, origin: str) -> None:
+        """Count a written batch (``quarantined``: its invalid rows), noting conflicts."""
+        self.accepted += br.accepted
+        self.duplicate += br.duplicate
+        self.conflict += br.conflict
+        self.quarantined += quarantined
+        if br.conflict:
+            self.note(f"{origin}: {br.conflict} conflicting report(s) kept in quarantine (same "
+                      "source and report_id as a stored report, different content)")
+
     @property
     def clean(self) -> bool:
         return self.quarantined == 0 and self.conflict == 0
@@ -63,9 +78,7 @@ def ingest_stream(
     bad: list[QuarantineRow] = []
     row_of = validator.row
 
-    def note(msg: str) -> None:
-        if len(result.messages) < MAX_MESSAGES:
-            result.messages.append(msg)
+    note = result.note
 
     def flush() -> None:
         if not rows and not bad:
@@ -98,13 +111,7 @@ def ingest_stream(
         count(store.write_columns(vb.columns, raws_, lines_, origin, bad))
 
     def count(br: BatchResult) -> None:
-        result.accepted += br.accepted
-        result.duplicate += br.duplicate
-        result.conflict += br.conflict
-        result.quarantined += len(bad)
-        if br.conflict:
-            note(f"{origin}: {br.conflict} conflicting report(s) kept in quarantine (same "
-                 "source and report_id as a stored report, different content)")
+        result.add(br, len(bad), origin)
         bad.clear()
         if progress is not None:
             progress(stream.pos)
