@@ -29,10 +29,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,7 +86,7 @@ class KeyRecord:
         return hashlib.sha256(self.public_key).hexdigest()[:16]
 
     def verifier(self) -> Ed25519PublicKey:
-        return Ed25519PublicKey.from_public_bytes(self.public_key)
+        return _public_key(self.public_key)
 
     def may_report_on(self, force: str) -> bool:
         return self.forces is None or force in self.forces
@@ -181,10 +183,15 @@ class KeyStore:
         """Set ``source``'s ``last_seq`` to ``seq`` if the source is live and ``seq`` is greater
         than its ``last_seq`` (compare-and-set); False if not. Opens no transaction: run it in
         the one that records the acceptance, so both commit or neither does."""
-        cur = self.conn.execute(
+        return self.advance_seqs([(source, seq)]) == 1
+
+    def advance_seqs(self, pairs: Sequence[tuple[str, int]]) -> int:
+        """:meth:`advance_seq` for each ``(source, seq)`` (distinct sources) in one statement:
+        how many advanced (``len(pairs)`` when all did)."""
+        cur = self.conn.executemany(
             "UPDATE telegram_keys SET last_seq = ? WHERE source = ? AND revoked_at IS NULL "
-            "AND (last_seq IS NULL OR last_seq < ?)", (seq, source, seq))
-        return cur.rowcount == 1
+            "AND (last_seq IS NULL OR last_seq < ?)", [(q, s, q) for s, q in pairs])
+        return cur.rowcount
 
 
 def parse_public_key(key: str | bytes | Ed25519PublicKey) -> bytes:
@@ -250,6 +257,13 @@ def _forces_json(forces: list[str] | None) -> str | None:
                                           for f in forces):
         raise KeyStoreError(f"forces {forces!r}: expected a list of force ids (or None = any)")
     return json.dumps(sorted(set(forces)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _public_key(raw: bytes) -> Ed25519PublicKey:
+    """The key object of 32 raw public key bytes (kept: loading one per telegram is a cost on
+    the hot path, and a key object is immutable)."""
+    return Ed25519PublicKey.from_public_bytes(raw)
 
 
 def _record(row: tuple[Any, ...]) -> KeyRecord:

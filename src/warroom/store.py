@@ -221,7 +221,16 @@ class Store:
         res.accepted += ins
         return res
 
-    def _insert(self, cols: Sequence[Sequence[Any]], origin: str | None, now: int) -> int:
+    def insert_columns(self, cols: Sequence[Sequence[Any]], origins: Sequence[str],
+                       now: int) -> int:
+        """Insert rows given by column (``cols[j]``: field ``ROW_FIELDS[j]`` of every row), each
+        with its own origin, inside the caller's open transaction and without settling: how
+        many landed (a row whose key is stored already is skipped). A caller that needs every
+        row in rolls back when fewer land, then takes :meth:`write_columns`."""
+        return self._insert(cols, origins, now)
+
+    def _insert(self, cols: Sequence[Sequence[Any]], origin: str | Sequence[str] | None,
+                now: int) -> int:
         """Insert rows given by column (keys already stored are ignored); how many landed.
 
         Many rows per statement (``INSERT ... VALUES (...), (...), ...``) from one flat list
@@ -229,7 +238,8 @@ class Store:
         tuple per row. A column that is NULL in every row is left to its default (binding None
         is slow in the sqlite3 module); a text column that is the same in every row (a batch
         from one source, one grade), and the batch's ``ingested_at`` and ``origin``, go into
-        the statement as SQL literals (binding text costs a copy and a lock per value)."""
+        the statement as SQL literals (binding text costs a copy and a lock per value).
+        ``origin``: one for every row, or a sequence with each row's own."""
         n = len(cols[0])
         if n == 0:
             return 0
@@ -244,7 +254,7 @@ class Store:
                 consts.append((ROW_FIELDS[j], _literal(first)))
                 continue
             names.append(j)
-        if origin is not None and _plain(origin):
+        if isinstance(origin, str) and _plain(origin):
             consts.append(("origin", _literal(origin)))
             origin = None
         k = len(names) + (origin is not None)
@@ -252,7 +262,7 @@ class Store:
         for slot, j in enumerate(names):
             flat[slot::k] = cols[j]
         if origin is not None:
-            flat[k - 1::k] = [origin] * n
+            flat[k - 1::k] = [origin] * n if isinstance(origin, str) else origin
         per = max(1, min(256, self.conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // k))
         execute = self.conn.execute
         bound = tuple(ROW_FIELDS[j] for j in names) + ("origin",) * (origin is not None)

@@ -97,7 +97,7 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -374,9 +374,7 @@ def accept(store: Store, validator: Validator, t: Telegram, keys: KeyStore, now:
                 raise TelegramError(409, f"seq {v.seq} of {v.source!r} is not greater than the "
                                          "last accepted seq")
             try:
-                c.execute("INSERT INTO telegrams (source, seq, sent_at, accepted_at, digest, raw, "
-                          "reports) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                          (v.source, v.seq, v.sent_at, now, v.digest, raw, len(reports)))
+                c.execute(_RECORD_SQL, _record(v, now, raw, len(reports)))
             except sqlite3.IntegrityError:
                 raise TelegramError(409, f"telegram {v.seq} of {v.source!r} was accepted "
                                          "before") from None
@@ -387,6 +385,102 @@ def accept(store: Store, validator: Validator, t: Telegram, keys: KeyStore, now:
             claimed if isinstance(claimed, str) else None, None)])
         raise
     return result
+
+
+_RECORD_SQL = ("INSERT INTO telegrams (source, seq, sent_at, accepted_at, digest, raw, reports) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?)")
+
+
+def _record(v: Verified, now: int, raw: bytes, n_reports: int) -> tuple[Any, ...]:
+    """The ``telegrams`` row (audit record) of an accepted telegram."""
+    return (v.source, v.seq, v.sent_at, now, v.digest, raw, n_reports)
+
+
+def accept_many(store: Store, validator: Validator, items: Sequence[tuple[Telegram, int]],
+                keys: KeyStore, max_skew_s: int = DEFAULT_MAX_SKEW_S
+                ) -> list[IngestResult | Exception]:
+    """Accept telegrams (each with its receipt time, epoch s) inside the caller's open
+    transaction, ``store`` being enlisted in it (its ``transaction()`` a savepoint, see
+    :class:`_Enlisted`). Each gets the outcome :func:`accept` gives it when the telegrams are
+    accepted one after another in order: its ingest counts, or the exception it raised (a
+    refusal also leaves its quarantine row).
+
+    The steady stream of a field network, telegrams of distinct sources whose reports are all
+    valid, lands jointly: one multi-row insert of all their reports, one ``seq`` update and
+    one audit insert for the lot, instead of two savepoints, a validation batch and five
+    statements each. The joint write is all or nothing: if fewer reports land than were sent
+    (a key stored before, or repeated in a payload), a ``seq`` does not advance or an audit row
+    is refused, it is rolled back and those telegrams go through :func:`accept` one by one, as
+    do the rest: refused ones, those with an invalid report, and those of a source that
+    appears more than once in the batch (so a source's telegrams keep their order; telegrams
+    of different sources share nothing: a report's key includes its source)."""
+    verified: list[tuple[int, Verified] | None] = []
+    claimed: dict[Any, int] = {}
+    for i, (t, now) in enumerate(items):
+        try:
+            v = verify(t, keys, now, max_skew_s)
+        except TelegramError:
+            verified.append(None)
+            who = t.get("source") if isinstance(t, Mapping) else _claimed_source(raw_bytes(t))
+            if isinstance(who, str):
+                claimed[who] = claimed.get(who, 0) + 1
+            continue
+        verified.append((i, v))
+        claimed[v.source] = claimed.get(v.source, 0) + 1
+    out: list[IngestResult | Exception | None] = [None] * len(items)
+    joint: list[tuple[int, Verified, int]] = []  # (index, telegram, reports)
+    rows: list[tuple[Any, ...]] = []
+    origins: list[str] = []
+    for got in verified:
+        if got is None or claimed[got[1].source] != 1:
+            continue
+        i, v = got
+        received = to_iso(items[i][1])
+        mine = []
+        for fields in v.reports:
+            if fields.get("received_at") in (None, ""):
+                fields = {**fields, "received_at": received}
+            row, _ = validator.row(fields)
+            if row is None:
+                break
+            mine.append(row)
+        else:
+            joint.append((i, v, len(mine)))
+            rows += mine
+            origins += [f"telegram:{v.source}:{v.seq}"] * len(mine)
+    if joint and _land_jointly(store, keys, items, joint, rows, origins):
+        for i, v, n in joint:
+            out[i] = IngestResult(origin=f"telegram:{v.source}:{v.seq}", format="telegram",
+                                  accepted=n)
+    for i, (t, now) in enumerate(items):
+        if out[i] is None:
+            try:
+                out[i] = accept(store, validator, t, keys, now, max_skew_s)
+            except Exception as e:  # refused (quarantined), or the store failed on this one
+                out[i] = e
+    return out  # type: ignore[return-value]
+
+
+def _land_jointly(store: Store, keys: KeyStore, items: Sequence[tuple[Telegram, int]],
+                  joint: list[tuple[int, Verified, int]], rows: list[tuple[Any, ...]],
+                  origins: list[str]) -> bool:
+    """Write the joint telegrams' reports, ``seq`` advances and audit rows in one savepoint;
+    False (and nothing written) unless every one of them went in."""
+    c = store.conn
+    c.execute("SAVEPOINT telegrams_joint")
+    try:
+        cols = list(zip(*rows, strict=True))
+        ok = not rows or store.insert_columns(cols, origins, int(time.time())) == len(rows)
+        ok = ok and keys.advance_seqs([(v.source, v.seq) for _, v, _ in joint]) == len(joint)
+        if ok:
+            c.executemany(_RECORD_SQL, [_record(v, items[i][1], raw_bytes(items[i][0]), n)
+                                        for i, v, n in joint])
+    except sqlite3.Error:  # e.g. an audit row of this seq exists: each goes alone
+        ok = False
+    if not ok:
+        c.execute("ROLLBACK TO telegrams_joint")
+    c.execute("RELEASE telegrams_joint")
+    return ok
 
 
 def raw_bytes(t: Telegram) -> bytes:

@@ -2,9 +2,10 @@
 
 Each ``POST /reports`` of a telegram hands its body to :meth:`TelegramWriter.submit` and waits
 for the answer. The writer thread takes whatever telegrams are waiting (up to ``max_batch``),
-opens one transaction, and inside it accepts each telegram in its own savepoint
-(:func:`warroom.telegram.accept`: verify, land its reports, advance the source's ``seq``; or
-roll that telegram back and quarantine it); then it commits once and only then answers every
+opens one transaction, and inside it accepts the telegrams (:func:`warroom.telegram.accept_many`:
+those of distinct sources with valid reports land jointly, the others each in its own savepoint
+with :func:`warroom.telegram.accept`: verify, land its reports, advance the source's ``seq``;
+or roll that telegram back and quarantine it); then it commits once and only then answers every
 request of the batch. So:
 
 - an acknowledged report is in the store (committed) before its answer, as before;
@@ -31,7 +32,7 @@ from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
 from warroom.keystore import KeyStore
 from warroom.store import Store
-from warroom.telegram import _Enlisted, accept
+from warroom.telegram import _Enlisted, accept_many
 
 _STOP = object()
 
@@ -95,25 +96,19 @@ class TelegramWriter:
             self._land(batch)
 
     def _land(self, batch: list[tuple[bytes, int, Future[IngestResult]]]) -> None:
-        outcomes: list[tuple[Future[IngestResult], IngestResult | None,
-                             Exception | None]] = []
         try:
             with self.lock, self.store.transaction():
-                enlisted = _Enlisted(self.store)  # each accept() becomes a savepoint
-                for body, now, fut in batch:
-                    try:
-                        outcomes.append((fut, accept(enlisted, self.validator, body,
-                                                     self.keys, now), None))
-                    except Exception as e:  # refused, or the store failed on this one:
-                        outcomes.append((fut, None, e))  # its savepoint is rolled back
+                # each accept() becomes a savepoint; telegrams that can land together do
+                outcomes = accept_many(_Enlisted(self.store), self.validator,
+                                       [(body, now) for body, now, _ in batch], self.keys)
         except BaseException as e:  # the commit failed: nothing of the batch is stored
             for _, _, fut in batch:
                 fut.set_exception(e)
             return
         self.batches += 1
         self.landed += len(outcomes)
-        for fut, res, err in outcomes:
-            if err is not None:
-                fut.set_exception(err)
+        for (_, _, fut), res in zip(batch, outcomes, strict=True):
+            if isinstance(res, Exception):
+                fut.set_exception(res)
             else:
-                fut.set_result(res)  # type: ignore[arg-type]
+                fut.set_result(res)
