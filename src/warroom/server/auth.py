@@ -212,28 +212,41 @@ class Authenticator:
     def require(self, *roles: str) -> Callable[..., TokenInfo]:
         """A dependency: the request's token if its role is in ``roles`` (admin always is);
         401 (missing, unknown or revoked token), 403 (role), 429 (rate) otherwise."""
-        allowed = frozenset(roles) | {"admin"}
-        needs = " or ".join(r for r in ROLES if r in allowed)
+        check = self.authorizer(*roles)
 
         def dependency(request: Request, creds: Annotated[
                 HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> TokenInfo:
-            if creds is None:
+            info = check(None if creds is None else creds.credentials, request.method,
+                         request.url.path)
+            request.state.token = info
+            return info
+
+        return dependency
+
+    def authorizer(self, *roles: str) -> Callable[[str | None, str, str], TokenInfo]:
+        """``authorize(credentials, method, path)``: the token of those bearer credentials if
+        its role is in ``roles`` (admin always is), spending one unit of its rate; else raises
+        the HTTPException to answer (401 missing, unknown or revoked; 403 role; 429 rate)."""
+        allowed = frozenset(roles) | {"admin"}
+        needs = " or ".join(r for r in ROLES if r in allowed)
+
+        def authorize(credentials: str | None, method: str, path: str) -> TokenInfo:
+            if credentials is None:
                 raise HTTPException(401, "missing bearer token (Authorization: Bearer TOKEN)",
                                     headers={"WWW-Authenticate": "Bearer"})
             with self.lock:
-                info = self.tokens.check(creds.credentials)
+                info = self.tokens.check(credentials)
             if info is None:
                 raise HTTPException(401, "invalid, unknown or revoked token", headers={
                     "WWW-Authenticate": 'Bearer error="invalid_token"'})
             if info.role not in allowed:
                 raise HTTPException(403, f"token {info.id} has role {info.role!r}; "
-                                         f"{request.method} {request.url.path} needs {needs}")
+                                         f"{method} {path} needs {needs}")
             wait = self.limiter.take(info.id)
             if wait > 0:
                 raise HTTPException(429, f"rate limit of token {info.id}: "
                                          f"{self.limiter.rate:g} requests/s",
                                     headers={"Retry-After": str(max(1, math.ceil(wait)))})
-            request.state.token = info
             return info
 
-        return dependency
+        return authorize

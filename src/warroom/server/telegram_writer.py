@@ -23,6 +23,7 @@ batch is the order of arrival, which is all ``seq`` needs.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from concurrent.futures import Future
@@ -61,6 +62,15 @@ class TelegramWriter:
         self._q.put((body, now, fut))
         return fut
 
+    async def land(self, body: bytes, now: int) -> IngestResult:
+        """:meth:`submit` for a coroutine: the answers of one batch reach the event loop in
+        one wake-up (a concurrent future wakes the loop once per telegram)."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[IngestResult] = loop.create_future()
+        self._ensure_started()
+        self._q.put((body, now, (loop, fut)))
+        return await fut
+
     def close(self, timeout: float = 10.0) -> None:
         """Answer what is queued, then stop the thread."""
         if self._thread is not None:
@@ -95,20 +105,37 @@ class TelegramWriter:
                 batch.append(nxt)
             self._land(batch)
 
-    def _land(self, batch: list[tuple[bytes, int, Future[IngestResult]]]) -> None:
+    def _land(self, batch: list[tuple[bytes, int, Any]]) -> None:
+        outcomes: list[IngestResult | BaseException]
         try:
             with self.lock, self.store.transaction():
                 # each accept() becomes a savepoint; telegrams that can land together do
-                outcomes = accept_many(_Enlisted(self.store), self.validator,
-                                       [(body, now) for body, now, _ in batch], self.keys)
+                outcomes = list(accept_many(_Enlisted(self.store), self.validator,
+                                            [(body, now) for body, now, _ in batch], self.keys))
         except BaseException as e:  # the commit failed: nothing of the batch is stored
-            for _, _, fut in batch:
-                fut.set_exception(e)
-            return
-        self.batches += 1
-        self.landed += len(outcomes)
+            outcomes = [e] * len(batch)
+        else:
+            self.batches += 1
+            self.landed += len(outcomes)
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         for (_, _, fut), res in zip(batch, outcomes, strict=True):
-            if isinstance(res, Exception):
-                fut.set_exception(res)
+            if isinstance(fut, Future):
+                _settle([(fut, res)])
             else:
-                fut.set_result(res)
+                by_loop.setdefault(fut[0], []).append((fut[1], res))
+        for loop, pairs in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_settle, pairs)
+            except RuntimeError:  # that loop is closed: nobody waits for these answers
+                pass
+
+
+def _settle(pairs: list[tuple[Any, IngestResult | BaseException]]) -> None:
+    """Answer each waiting future (concurrent, or asyncio on its own loop) with its outcome."""
+    for fut, res in pairs:
+        if fut.done():  # an asyncio waiter that was cancelled (its client went away)
+            continue
+        if isinstance(res, BaseException):
+            fut.set_exception(res)
+        else:
+            fut.set_result(res)
