@@ -93,6 +93,20 @@ def test_times_are_utc_timestamps_in_the_file(tmp_path: Path) -> None:
     assert when.year == 1911
 
 
+def test_times_are_delta_encoded_and_ids_dictionary_encoded(tmp_path: Path) -> None:
+    reps = [Report("s", str(i), "scott", observed_at=10**9 + 60 * i,
+                   received_at=10**9 + 60 * i + 7) for i in range(500)]
+    write_reports(reps, tmp_path / "a")
+    meta = pq.ParquetFile(next((tmp_path / "a").rglob("*.parquet"))).metadata.row_group(0)
+    enc = {meta.column(i).path_in_schema: meta.column(i).encodings
+           for i in range(meta.num_columns)}
+    for c in ("observed_at", "received_at"):
+        assert "DELTA_BINARY_PACKED" in enc[c] and "RLE_DICTIONARY" not in enc[c], enc[c]
+    assert "RLE_DICTIONARY" in enc["force"] and "RLE_DICTIONARY" not in enc["report_id"]
+    assert [r.observed_at for r in iter_reports(tmp_path / "a")] == \
+        [r.observed_at for r in reps]
+
+
 # -- through the store ---------------------------------------------------------------------------
 
 zone = st.sampled_from([0, 330, -180, 840])  # minutes east of UTC

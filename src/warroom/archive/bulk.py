@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 
 from warroom.archive.buckets import BUCKETS
-from warroom.archive.parquet import PARTITIONING, TIME
+from warroom.archive.parquet import PARTITIONING, TIME, file_options
 from warroom.timeutil import SECONDS_PER_DAY, parse_time
 
 START = parse_time("2001-03-01T00:00:00Z")
@@ -136,8 +136,10 @@ def write_bulk(out_dir: str | Path, spec: BulkSpec) -> dict[str, int]:
                 existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1 << 17,
                 min_rows_per_group=1 << 14)
     ds.write_dataset(pa.RecordBatchReader.from_batches(REPORT_SCHEMA, reports()),
-                     out / "reports", **opts)
-    ds.write_dataset(pa.Table.from_batches(forces, FORCE_SCHEMA), out / "forces", **opts)
+                     out / "reports", file_options=file_options(REPORT_SCHEMA), **opts)
+    ds.write_dataset(pa.Table.from_batches(forces, FORCE_SCHEMA), out / "forces",
+                     file_options=file_options(FORCE_SCHEMA, frozenset({"force", "index"})),
+                     **opts)
     return {"forces": spec.forces, "reports": spec.forces * spec.per_force,
             "buckets": len(list((out / "reports").glob("bucket=*")))}
 

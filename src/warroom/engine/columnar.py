@@ -40,41 +40,118 @@ from warroom.forecast.plan import OBJECTIVE, ForcePlan
 from warroom.timeutil import SECONDS_PER_DAY
 
 READ_COLUMNS = ["force", "observed_at", "received_at", "s_km", "uncertainty_km"]
+FORCE_COLUMNS = ["force", "index", "race", "objective_km"]
+_MS_PER_DAY = 1000.0 * SECONDS_PER_DAY
 
 
 @dataclass
 class Bucket:
     """One bucket's reports known as of the cut-off, as columns (force: row of ``forces``)."""
 
-    force: np.ndarray       # (R,) int64 index into the bucket's forces
+    force: np.ndarray       # (R,) int32 row of the bucket's forces
     t: np.ndarray           # (R,) days (UTC epoch seconds / 86400)
     z: np.ndarray           # (R,) km along the route
     sigma: np.ndarray       # (R,) km, 1-sigma
-    names: list[str]        # (F,) force ids
+    names: pa.Array         # (F,) force ids (Arrow strings: no Python object per force)
     index: np.ndarray       # (F,) the forces' global indices
     race: np.ndarray        # (F,)
     objective_km: np.ndarray  # (F,)
     read: int               # reports in the bucket (before the as-of cut)
 
 
-def _read(path: Path, columns: list[str], dictionary: list[str] | None = None) -> pa.Table:
-    # one thread: the engine runs buckets in parallel, not the columns of one
-    return pq.read_table(path, columns=columns, read_dictionary=dictionary, use_threads=False)
+def _files(root: Path, table: str, bucket: int) -> list[Path]:
+    folder = root / table / f"bucket={bucket}"
+    files = sorted(folder.glob("*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no Parquet files")
+    return files
+
+
+def _read(files: list[Path], columns: list[str], dictionary: list[str] | None = None
+          ) -> pa.Table:
+    """The columns of a bucket's files: file by file (their names are known, no dataset
+    discovery), one thread (the engine runs buckets in parallel, not the columns of one)."""
+    parts = []
+    for f in files:
+        with pq.ParquetFile(f, read_dictionary=dictionary) as pf:
+            parts.append(pf.read(columns=columns, use_threads=False))
+    return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
+
+
+def _numpy(col: pa.ChunkedArray, where: str) -> np.ndarray:
+    """A column without nulls as one NumPy array (zero-copy for a single chunk; timestamps as
+    int64 milliseconds)."""
+    if col.null_count:
+        raise ValueError(f"{where}: {col.null_count} empty values")
+    if pa.types.is_timestamp(col.type):
+        if col.type.unit != "ms":
+            col = col.cast(pa.timestamp("ms", tz=col.type.tz))
+        col = col.cast(pa.int64())
+    chunks = [c.to_numpy() for c in col.chunks]
+    if not chunks:
+        return np.empty(0, dtype=col.type.to_pandas_dtype())
+    return chunks[0] if len(chunks) == 1 else np.concatenate(chunks)
+
+
+def _force_rows(col: pa.ChunkedArray, names: pa.Array, where: str) -> np.ndarray:
+    """Each report's row among the bucket's forces (int32): the dictionary entries of all the
+    column's chunks looked up among ``names`` at once, then gathered by the indices."""
+    if col.null_count:
+        raise ValueError(f"{where}: {col.null_count} reports without a force")
+    out = np.empty(len(col), dtype=np.int32)
+    if not col.num_chunks:
+        return out
+    dicts = [c.dictionary for c in col.chunks]
+    entry = pc.index_in(pa.concat_arrays(dicts), value_set=names)
+    if entry.null_count:
+        raise ValueError(f"{where}: reports of forces the bucket does not list")
+    rows = entry.to_numpy()
+    pos = off = 0
+    for c, d in zip(col.chunks, dicts, strict=True):
+        np.take(rows[off:off + len(d)], c.indices.to_numpy(), out=out[pos:pos + len(c)],
+                mode="clip")
+        pos, off = pos + len(c), off + len(d)
+    return out
 
 
 def read_buckets(archive: str | Path, buckets: list[int], as_of: int) -> Bucket:
-    """Read several buckets as one (a task's share of the archive)."""
-    parts = [read_bucket(archive, b, as_of) for b in buckets]
-    offsets = np.cumsum([0] + [len(p.names) for p in parts])
+    """Read several buckets as one (a task's share of the archive) and keep the reports
+    received by ``as_of`` (UTC epoch seconds). Every report column is copied once, from the
+    Parquet reader's buffers into the task's arrays, keeping only the known reports."""
+    root = Path(archive)
+    limit = as_of * 1000  # received_at in ms
+    cols: list[tuple[np.ndarray, ...]] = []
+    forces = []
+    offset = 0
+    for b in buckets:
+        where = f"{root}: bucket {b}"
+        rep = _read(_files(root, "reports", b), READ_COLUMNS, ["force"])
+        frc = _read(_files(root, "forces", b), FORCE_COLUMNS)
+        names = frc.column("force").combine_chunks()
+        force = _force_rows(rep.column("force"), names, where)
+        if offset:
+            force += offset
+        keep = _numpy(rep.column("received_at"), f"{where}, received_at") <= limit
+        cols.append((keep, force, _numpy(rep.column("observed_at"), f"{where}, observed_at"),
+                     _numpy(rep.column("s_km"), f"{where}, s_km"),
+                     _numpy(rep.column("uncertainty_km"), f"{where}, uncertainty_km")))
+        forces.append(frc)
+        offset += frc.num_rows
+    known = [int(np.count_nonzero(c[0])) for c in cols]
+    cuts = np.concatenate(([0], np.cumsum(known, dtype=np.int64)))
+    out = [np.empty(int(cuts[-1]), dtype=dt) for dt in (np.int32, np.int64, np.float64,
+                                                          np.float64)]
+    for (keep, *arrays), a, b in zip(cols, cuts[:-1], cuts[1:], strict=True):
+        for src, dst in zip(arrays, out, strict=True):
+            np.compress(keep, src, out=dst[a:b])
+    force, observed, z, sigma = out
+    frc = pa.concat_tables(forces) if len(forces) > 1 else forces[0]
     return Bucket(
-        force=np.concatenate([p.force + o for p, o in zip(parts, offsets, strict=False)]),
-        t=np.concatenate([p.t for p in parts]), z=np.concatenate([p.z for p in parts]),
-        sigma=np.concatenate([p.sigma for p in parts]),
-        names=[n for p in parts for n in p.names],
-        index=np.concatenate([p.index for p in parts]),
-        race=np.concatenate([p.race for p in parts]),
-        objective_km=np.concatenate([p.objective_km for p in parts]),
-        read=sum(p.read for p in parts))
+        force=force, t=np.divide(observed, _MS_PER_DAY), z=z, sigma=sigma,
+        names=frc.column("force").combine_chunks(), index=_numpy(frc.column("index"), "index"),
+        race=_numpy(frc.column("race"), "race"),
+        objective_km=_numpy(frc.column("objective_km"), "objective_km"),
+        read=sum(len(c[0]) for c in cols))
 
 
 def groups(buckets: list[int], reports: int, workers: int,
@@ -87,26 +164,7 @@ def groups(buckets: list[int], reports: int, workers: int,
 
 def read_bucket(archive: str | Path, bucket: int, as_of: int) -> Bucket:
     """Read a bucket and keep the reports received by ``as_of`` (UTC epoch seconds)."""
-    root = Path(archive)
-    rep = _read(root / "reports" / f"bucket={bucket}", READ_COLUMNS, ["force"])
-    frc = _read(root / "forces" / f"bucket={bucket}", ["force", "index", "race",
-                                                         "objective_km"])
-    received = rep.column("received_at").cast(pa.int64()).to_numpy() // 1000
-    keep = received <= as_of
-    enc = rep.column("force").unify_dictionaries().combine_chunks()
-    # report -> force row: the report's dictionary entry, looked up among the bucket's forces
-    row_of_entry = pc.index_in(enc.dictionary, value_set=frc.column("force")).to_numpy(
-        zero_copy_only=False)
-    if np.isnan(row_of_entry.astype(float)).any():
-        raise ValueError(f"{root}: bucket {bucket} has reports of forces it does not list")
-    force = row_of_entry.astype(np.int64)[enc.indices.to_numpy()]
-    observed = rep.column("observed_at").cast(pa.int64()).to_numpy() // 1000
-    return Bucket(
-        force=force[keep], t=observed[keep].astype(np.float64) / SECONDS_PER_DAY,
-        z=rep.column("s_km").to_numpy()[keep], sigma=rep.column("uncertainty_km").to_numpy()[keep],
-        names=frc.column("force").to_pylist(), index=frc.column("index").to_numpy(),
-        race=frc.column("race").to_numpy(), objective_km=frc.column("objective_km").to_numpy(),
-        read=rep.num_rows)
+    return read_buckets(archive, [bucket], as_of)
 
 
 @dataclass
@@ -165,6 +223,7 @@ def plans_of(b: Bucket, est: ColumnarEstimate, as_of: int,
     out = []
     kms, races, s, last = (b.objective_km.tolist(), b.race.tolist(), est.s.tolist(),
                            est.last_t.tolist())
+    names = b.names.to_pylist()
     starts = t0.tolist()
     for i in np.flatnonzero(est.n_used > 0).tolist():
         km = kms[i]
@@ -173,7 +232,7 @@ def plans_of(b: Bucket, est: ColumnarEstimate, as_of: int,
         # first passage, which the columnar estimate does not keep)
         reached = {oid: round(last[i] * SECONDS_PER_DAY)} if s[i] >= km else {}
         out.append(ForcePlan(
-            force=b.names[i], t0=starts[i], x=x[i], cov=est.cov[i], regime=regime[i],
+            force=names[i], t0=starts[i], x=x[i], cov=est.cov[i], regime=regime[i],
             objectives=[oid], objective_km=[km], reached=reached,
             bar_s=b.objective_km[i:i + 1], bar_kind=kind, bar_a=zero, bar_b=zero,
             bar_c=zero, bar_name=[oid],

@@ -56,6 +56,22 @@ def sort_rows(force: np.ndarray, t: np.ndarray) -> np.ndarray:
     """The order of rows by force, then time; ties keep their input order. (Archives usually
     hold each force's reports in time order already: then a stable sort by force suffices,
     which is many times cheaper than sorting by two keys.)"""
+    order = _order(force, t)
+    return np.arange(len(force)) if order is None else order
+
+
+def _order(force: np.ndarray, t: np.ndarray) -> np.ndarray | None:
+    """As :func:`sort_rows`, or None where the rows are in that order already (the usual
+    case of an archive: nothing to gather)."""
+    if len(force) < 2:
+        return None
+    down = force[1:] < force[:-1]
+    if not down.any():
+        same = np.logical_not(down, out=down)
+        np.equal(force[1:], force[:-1], out=same)
+        if not (same & (t[1:] < t[:-1])).any():
+            return None
+        return np.lexsort((t, force))
     order = np.argsort(force, kind="stable")
     fs, ts = force[order], t[order]
     if ((fs[1:] == fs[:-1]) & (ts[1:] < ts[:-1])).any():
@@ -69,25 +85,46 @@ def pad(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: n
     """``(t, z, r, valid)`` as ``(F, N)`` arrays (rows sorted by time, padding: last time
     repeated, z 0, r 1, not valid) and the counts per force (``presorted``: the rows are in
     :func:`sort_rows` order already)."""
-    order = np.arange(len(force)) if presorted else sort_rows(force, t)
-    f = force[order]
-    counts = np.bincount(f, minlength=n_forces)
+    order = None if presorted else _order(force, t)
+    if order is not None:
+        force, t, z, r, valid = force[order], t[order], z[order], r[order], valid[order]
+    counts = np.bincount(force, minlength=n_forces)
+    return (*_pad_sorted(force, t, z, r, valid, counts), counts)
+
+
+def _pad_sorted(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndarray,
+                valid: np.ndarray | None, counts: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`pad` of rows in :func:`sort_rows` order, ``counts`` per force given (``valid``
+    None: all valid). Each row goes to its flat slot ``f * N + (row - first row of f)``:
+    one scatter per column."""
+    n_forces = len(counts)
     n = max(1, int(counts.max(initial=0)))
-    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
-    col = np.arange(len(f)) - starts[f]
-    tt = np.zeros((n_forces, n))
-    zz = np.zeros((n_forces, n))
-    rr = np.ones((n_forces, n))
-    vv = np.zeros((n_forces, n), dtype=bool)
-    tt[f, col] = t[order]
-    zz[f, col] = np.nan_to_num(z[order])
-    rr[f, col] = r[order]
-    vv[f, col] = valid[order] & np.isfinite(z[order])
-    has = counts > 0
-    last = tt[np.arange(n_forces), np.maximum(counts - 1, 0)]
-    tail = np.arange(n)[None, :] >= counts[:, None]
-    tt = np.where(tail & has[:, None], last[:, None], tt)
-    return tt, zz, rr, vv, counts
+    ends = np.cumsum(counts)
+    # slot of row i: i + shift[force[i]], shift[f] = f * N - (first row of f)
+    shift = np.arange(0, n_forces * n, n, dtype=np.int64)
+    shift -= ends
+    shift += counts
+    slot = shift.take(force)
+    slot += np.arange(len(force))
+    # padding: a force's last time repeated (0 for a force without reports)
+    last = np.where(counts > 0, t.take(np.maximum(ends - 1, 0), mode="clip") if len(t)
+                    else 0.0, 0.0)
+    tt = np.repeat(last, n)
+    tt[slot] = t
+    finite = np.isfinite(z)
+    all_finite = bool(finite.all())
+    zz = np.zeros(n_forces * n)
+    zz[slot] = z if all_finite else np.nan_to_num(z)
+    rr = np.ones(n_forces * n)
+    rr[slot] = r
+    vv = np.zeros(n_forces * n, dtype=bool)
+    if valid is None:
+        vv[slot] = finite
+    else:
+        vv[slot] = valid if all_finite else valid & finite
+    shape = (n_forces, n)
+    return tt.reshape(shape), zz.reshape(shape), rr.reshape(shape), vv.reshape(shape)
 
 
 def _prior(z: np.ndarray, valid: np.ndarray,
@@ -120,16 +157,19 @@ def reject_outliers(t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarr
     """The reports kept (``(F, N)`` bool): the worst of each force above the gate dropped,
     one per round, refitting only the forces that lost one."""
     used = valid.copy()
-    active = np.arange(len(t))
+    active: np.ndarray | None = None  # None: every force (no copies of the inputs)
     for _ in range(params.max_outliers + 1):
-        if active.size == 0:
+        if active is None:
+            chi2, _ = _chi2(t, z, r, used, x0, p0, params.q_kf)
+        elif active.size == 0:
             break
-        chi2, _ = _chi2(t[active], z[active], r[active], used[active], x0[active],
-                        p0[active], params.q_kf)
+        else:
+            chi2, _ = _chi2(t[active], z[active], r[active], used[active], x0[active],
+                            p0[active], params.q_kf)
         worst = np.argmax(chi2, axis=1)
-        hit = chi2[np.arange(active.size), worst] > params.gate
-        active, worst = active[hit], worst[hit]
-        used[active, worst] = False
+        hit = chi2[np.arange(len(chi2)), worst] > params.gate
+        active = np.flatnonzero(hit) if active is None else active[hit]
+        used[active, worst[hit]] = False
     return used
 
 
@@ -138,20 +178,26 @@ def estimate_padded(t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarr
                     ) -> ColumnarEstimate:
     """Estimate forces given as padded ``(F, N)`` arrays (see :func:`pad`; ``counts``: the
     reports per force, default the valid ones)."""
-    f = len(t)
+    f, n = t.shape
     x0, p0 = _prior(z, valid, params)
     used = reject_outliers(t, z, r, valid, x0, p0, params)
-    # The IMM sees only the reports kept, compacted to the front of each row.
-    order = np.argsort(~used, axis=1, kind="stable")
-    rows = np.arange(f)[:, None]
+    # The IMM sees only the reports kept, compacted to the front of each row (a stable
+    # partition, kept first). Most rows are a prefix of kept reports already: only the others
+    # are reordered.
     n_kept = used.sum(axis=1)
-    ct, cz, cr = t[rows, order], z[rows, order], r[rows, order]
-    cvalid = np.arange(t.shape[1])[None, :] < n_kept[:, None]
-    last_t = ct[np.arange(f), np.maximum(n_kept - 1, 0)]
+    cvalid = np.arange(n)[None, :] < n_kept[:, None]
+    moved = np.flatnonzero((used != cvalid).any(axis=1))
+    ct, cz, cr = t, z, r
+    if moved.size:
+        order = np.argsort(~used[moved], axis=1, kind="stable")
+        rows = moved[:, None]
+        ct, cz, cr = t.copy(), z.copy(), r.copy()
+        ct[moved], cz[moved], cr[moved] = t[rows, order], z[rows, order], r[rows, order]
+    idx = np.arange(f)
+    at = np.maximum(n_kept - 1, 0)
+    last_t = ct[idx, at]
     ct = np.where(cvalid, ct, last_t[:, None])
     imm = imm_filter(ct, cz, cr, cvalid, x0, p0, params=params.imm)
-    at = np.maximum(n_kept - 1, 0)
-    idx = np.arange(f)
     none = n_kept == 0
     s = np.where(none, np.nan, np.maximum(imm.x[idx, at, 0], 0.0))
     v = np.where(none, np.nan, imm.x[idx, at, 1])
@@ -169,23 +215,36 @@ def estimate_columns(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndar
     """Estimate ``n_forces`` forces from report columns (see the module docstring), ``block``
     forces at a time."""
     params = params or EstimateParams()
-    force = np.asarray(force, dtype=np.int64)
+    force = np.asarray(force)
+    if force.dtype.kind not in "iu":
+        force = force.astype(np.int64)
     t = np.asarray(t, dtype=np.float64)
     z = np.asarray(z, dtype=np.float64)
     r = np.broadcast_to(np.asarray(r, dtype=np.float64), t.shape)
-    valid = np.ones(t.shape, dtype=bool) if valid is None else np.asarray(valid, dtype=bool)
+    valid = None if valid is None else np.broadcast_to(np.asarray(valid, dtype=bool), t.shape)
     if len(force) and (force.min() < 0 or force.max() >= n_forces):
         raise ValueError(f"force indices must lie in [0, {n_forces})")
-    order = sort_rows(force, t)
-    bounds = np.searchsorted(force[order], np.arange(0, n_forces + block, block))
+    order = _order(force, t)
+    if order is not None:
+        force, t, z, r = force[order], t[order], z[order], r[order]
+        valid = None if valid is None else valid[order]
+    counts = np.bincount(force, minlength=n_forces)
+    bounds = np.concatenate(([0], np.cumsum(counts)))
     parts: list[ColumnarEstimate] = []
-    for b, f0 in enumerate(range(0, max(n_forces, 1), block)):
-        nf = min(block, n_forces - f0)
-        if nf <= 0:
+    for f0 in range(0, max(n_forces, 1), block):
+        f1 = min(f0 + block, n_forces)
+        if f1 <= f0:
             break
-        sel = order[bounds[b]:bounds[b + 1]]
-        tt, zz, rr, vv, counts = pad(force[sel] - f0, t[sel], z[sel], r[sel], valid[sel], nf,
-                                     presorted=True)
-        parts.append(estimate_padded(tt, zz, rr, vv, params, counts))
+        a, b = bounds[f0], bounds[f1]
+        fb = force[a:b] - f0
+        tt, zz, rr, vv = _pad_sorted(fb, t[a:b], z[a:b], r[a:b],
+                                     None if valid is None else valid[a:b], counts[f0:f1])
+        parts.append(estimate_padded(tt, zz, rr, vv, params, counts[f0:f1]))
+    if not parts:  # no forces
+        return ColumnarEstimate(*(np.empty((0,) + shape, dtype=dt) for shape, dt in (
+            ((), float), ((), float), ((2, 2), float), ((3,), float), ((), float),
+            ((), np.int64), ((), np.int64), ((), np.int64))))
+    if len(parts) == 1:
+        return parts[0]
     return ColumnarEstimate(*(np.concatenate([getattr(p, k) for p in parts])
                               for k in ColumnarEstimate.__dataclass_fields__))
