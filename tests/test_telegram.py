@@ -625,3 +625,122 @@ def test_writer_isolates_a_store_failure_and_fails_all_on_a_failed_commit(
     w.close()
     assert store.count_reports() == before + 2
     assert keys.get("fram").last_seq == 3
+
+
+# -- a batch landed jointly is the same as telegram after telegram ------------------------------
+_STATIONS = {name: Ed25519PrivateKey.from_private_bytes(hashlib.sha256(name.encode()).digest())
+             for name in ("fram", "nimrod", "terra", "discovery", "aurora", "belgica",
+                          "endurance", "gauss", "quest", "morning")}
+
+
+def _twin_stores(tmp: Path, validator: Validator) -> list[tuple[Store, KeyStore]]:
+    """Two equal stores (the pole reports, the same station keys; 'terra' revoked, 'discovery'
+    limited to Scott's party, and a report of 'nimrod' stored before)."""
+    out = []
+    for name in ("joint", "one-by-one"):
+        s = Store(tmp / f"{name}.db")
+        with (POLE / "reports.csv").open("rb") as f:
+            ingest_stream(s, validator, f, origin="reports.csv", filename="reports.csv")
+        k = KeyStore(s)
+        for station, key in _STATIONS.items():
+            k.add(station, key.public_key(),
+                  forces=["scott"] if station == "discovery" else None)
+        k.revoke("terra", at=NOW - 10)
+        tg.accept(s, validator, wire(tg.make("nimrod", 1, [{**S1, "report_id": "old"}],
+                                             _STATIONS["nimrod"], sent_at=NOW)), k, NOW)
+        out.append((s, k))
+    return out
+
+
+_telegram_specs = st.lists(st.tuples(
+    st.sampled_from(sorted(_STATIONS)),                         # station
+    st.integers(0, 4),                                          # seq
+    st.lists(st.sampled_from(["new"] * 4 + ["old", "bad", "amundsen", "repeat"]), max_size=3),
+    st.sampled_from(["ok"] * 4 + ["forged", "stale"])), min_size=1, max_size=6)
+
+
+def _outcome(r: Any) -> tuple[Any, ...]:
+    if isinstance(r, TelegramError):
+        return ("refused", r.status, r.reason)
+    if isinstance(r, Exception):
+        return ("failed", type(r).__name__, str(r))
+    return ("landed", r.origin, r.accepted, r.duplicate, r.conflict, r.quarantined,
+            tuple(r.messages))
+
+
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=_telegram_specs)
+def test_accept_many_equals_accepting_one_after_another(
+        tmp_path_factory: pytest.TempPathFactory, validator: Validator,
+        specs: list[tuple[str, int, list[str], str]]) -> None:
+    """Whatever the mix (distinct and repeated stations, replays, forged, stale, revoked,
+    restricted, invalid reports, keys stored before or repeated in a payload), each telegram
+    of a batch gets the outcome it gets when the telegrams are accepted one by one, and the
+    stores end up equal: reports, quarantine, seqs and audit rows."""
+    (joint, jkeys), (single, skeys) = _twin_stores(tmp_path_factory.mktemp("twins"), validator)
+    items = []
+    for n, (station, seq, kinds, how) in enumerate(specs):
+        reps = []
+        for j, kind in enumerate(kinds):
+            rid = {"old": "old", "repeat": f"rep{n}"}.get(kind, f"n{n}-{j}")
+            r = {**S1, "report_id": rid}
+            if kind == "bad":
+                r["force"] = "nobody"  # an unknown force: the report is invalid
+            if kind == "amundsen":
+                r["force"] = "amundsen"  # 'discovery' may not report on him
+            if kind == "repeat":
+                r["lat"] = -85.0 - j / 10  # the same key with other content
+            reps.append(r)
+        t = tg.make(station, seq, reps, _STATIONS[station],
+                    sent_at=NOW - (1000 if how == "stale" else 0))
+        if how == "forged":
+            t["seq"] += 100
+        items.append((wire(t), NOW))
+    with joint.transaction():
+        got = tg.accept_many(tg._Enlisted(joint), validator, items, jkeys)
+    want = []
+    for body, now in items:
+        try:
+            want.append(tg.accept(single, validator, body, skeys, now))
+        except Exception as e:
+            want.append(e)
+    assert [_outcome(r) for r in got] == [_outcome(r) for r in want]
+
+    def facts(s: Store) -> tuple[Any, ...]:
+        return (
+            sorted(s.conn.execute("SELECT source, report_id, force, lat, digest, origin "
+                                  "FROM reports")),
+            sorted(s.conn.execute("SELECT origin, line, kind, error, raw FROM quarantine")),
+            sorted(s.conn.execute("SELECT source, last_seq FROM telegram_keys")),
+            sorted(s.conn.execute("SELECT source, seq, sent_at, digest, raw, reports "
+                                  "FROM telegrams")))
+
+    assert facts(joint) == facts(single)
+    joint.close()
+    single.close()
+
+
+def test_accept_many_lands_distinct_stations_jointly(
+        tmp_path: Path, validator: Validator) -> None:
+    """The joint path is taken (one insert for all), not only fallen back from: a batch of
+    one telegram per station lands with no savepoint per telegram."""
+    (s, k), _ = _twin_stores(tmp_path, validator)
+    statements: list[str] = []
+    s.conn.set_trace_callback(statements.append)
+    items = [(wire(tg.make(st_, 2, [{**S1, "report_id": f"j-{st_}"}], _STATIONS[st_],
+                           sent_at=NOW)), NOW) for st_ in ("fram", "nimrod", "discovery")]
+    with s.transaction():
+        got = tg.accept_many(tg._Enlisted(s), validator, items, k)
+    s.conn.set_trace_callback(None)
+    assert [r.accepted for r in got] == [1, 1, 1]
+    assert [r.origin for r in got] == ["telegram:fram:2", "telegram:nimrod:2",
+                                       "telegram:discovery:2"]
+    assert not any("telegram_land" in q for q in statements)  # no one-by-one savepoint
+    assert sum(" INTO reports " in q for q in statements) == 1
+    assert dict(s.conn.execute("SELECT report_id, origin FROM reports "
+                               "WHERE report_id LIKE 'j-%'")) == {
+        "j-fram": "telegram:fram:2", "j-nimrod": "telegram:nimrod:2",
+        "j-discovery": "telegram:discovery:2"}
+    assert k.get("nimrod").last_seq == 2 and k.get("fram").last_seq == 2
+    s.close()
