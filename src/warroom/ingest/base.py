@@ -36,13 +36,17 @@ class Batch:
     names: list[str]
     columns: list[Sequence[str]]
     lines: Sequence[int]
-    raws: Sequence[str]
+    raws: Sequence[str | bytes]
+    originals: Sequence[dict[str, Any]] | None = None  # the records' own fields, if not text
 
     def __len__(self) -> int:
         return len(self.lines)
 
-    def fields(self, i: int) -> dict[str, str]:
-        """Row ``i`` as a record's fields (empty values left out, as ``Record.fields``)."""
+    def fields(self, i: int) -> dict[str, Any]:
+        """Row ``i`` as a record's fields (empty values left out, as ``Record.fields``; the
+        record's own fields when the format kept them, e.g. JSON numbers)."""
+        if self.originals is not None:
+            return dict(self.originals[i])
         return {k: c[i] for k, c in zip(self.names, self.columns, strict=True) if c[i]}
 
 
@@ -93,10 +97,12 @@ class InputFormat(Protocol):
     def records(self, stream: CountingReader, origin: str) -> Iterator[Record]: ...
 
 
-def text_lines(stream: CountingReader) -> Iterator[tuple[int, bytes, str | None, str | None]]:
+def text_lines(stream: Any, start: int = 0
+               ) -> Iterator[tuple[int, bytes, str | None, str | None]]:
     """``(line_no, raw, text, error)`` for each line: UTF-8 decoded (a BOM at the start is
-    dropped), or an error for a line that is not UTF-8 text."""
-    for n, raw in enumerate(stream, start=1):
+    dropped), or an error for a line that is not UTF-8 text. ``start``: lines before this
+    stream's first (it continues a file at line ``start + 1``)."""
+    for n, raw in enumerate(stream, start=start + 1):
         b = raw[3:] if n == 1 and raw.startswith(b"\xef\xbb\xbf") else raw
         if b"\x00" in b:
             yield n, raw, None, "binary data (NUL bytes), not text"

@@ -107,10 +107,16 @@ class Validator:
         that fail a bulk check (or that the bulk checks do not cover, such as place names) go
         through :meth:`row`, which names their problems. The good rows come out in batch order
         and identical to :meth:`row`'s."""
+        if type(self).row is not Validator.row:  # a subclass that adjusts rows: its own way
+            return self._row_by_row(b, range(len(b)))
+        return self._bulk(b)
+
+    def _bulk(self, b: Batch) -> ValidBatch:
+        """:meth:`batch`'s column-wise checks (rows they cannot settle go to :meth:`row`). A
+        subclass that adjusts rows calls this after adjusting the batch the same way."""
         n = len(b)
         col = dict(zip(b.names, b.columns, strict=True))
-        if (type(self).row is not Validator.row  # a subclass that adjusts rows: its own way
-                or not all(k in col for k in _BULK_NEEDS)):
+        if not all(k in col for k in _BULK_NEEDS):
             return self._row_by_row(b, range(n))
         strip = str.strip
         slow = np.zeros(n, bool)

@@ -17,7 +17,11 @@ import json
 import time
 from typing import Any
 
-from warroom.ingest.validate import Validator
+import numpy as np
+
+from warroom.ingest.base import Batch
+from warroom.ingest.bulk import iso_seconds
+from warroom.ingest.validate import Validator, ValidBatch
 from warroom.store import Store
 from warroom.timeutil import TimeFormatError, parse_time, to_iso
 
@@ -45,6 +49,43 @@ class ArrivalValidator(Validator):
             if observed is None or observed <= self.arrival:
                 f = {**f, "received_at": to_iso(self.arrival)}
         return super().row(f)
+
+
+    def batch(self, b: Batch) -> ValidBatch:
+        """As :meth:`Validator.batch`, after stamping each missing ``received_at`` of the batch
+        as :meth:`row` stamps one (times the bulk parser cannot read are parsed one by one)."""
+        if self.arrival is not None:
+            b = self._stamped(b, self.arrival)
+        return self._bulk(b)
+
+    @staticmethod
+    def _stamped(b: Batch, arrival: int) -> Batch:
+        col = dict(zip(b.names, b.columns, strict=True))
+        n = len(b)
+        received = col.get("received_at")
+        blank = [True] * n if received is None else [not t.strip() for t in received]
+        if not any(blank):
+            return b
+        observed_t = col.get("observed_at", [""] * n)
+        observed, ok, _ = iso_seconds(observed_t)
+        stamp = to_iso(arrival)
+        out = list(received) if received is not None else [""] * n
+        for i in np.flatnonzero(blank).tolist():
+            when: int | None = int(observed[i]) if ok[i] else None
+            if when is None and observed_t[i]:
+                try:
+                    when = parse_time(observed_t[i])
+                except TimeFormatError:
+                    when = None
+            if when is None or when <= arrival:
+                out[i] = stamp
+        names, columns = list(b.names), list(b.columns)
+        if received is None:
+            names.append("received_at")
+            columns.append(out)
+        else:
+            columns[names.index("received_at")] = out
+        return Batch(names, columns, b.lines, b.raws, b.originals)
 
 
 def _blank(v: Any) -> bool:
