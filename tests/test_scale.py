@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from warroom.archive.buckets import BUCKETS
 from warroom.archive.bulk import START, BulkSpec, bucket_dirs, write_bulk
@@ -156,3 +158,124 @@ def test_local_and_dask_agree_on_a_bulk_archive(bulk: Path, cluster_engine: Any)
     other = LocalEngine().map(run_bucket, [buckets], archive=str(bulk), as_of=AS_OF,
                               forecast_params=ForecastParams(samples=24, seed=5))
     assert not np.array_equal(by_force(other)["eta"], a["eta"])
+
+
+# -- the forecast over columns: the same numbers as the per-force path ----------------------------
+
+def test_the_generators_draw_numpys_numbers() -> None:
+    """default_rng([seed, crc, 1]).integers / .choice, replicated on arrays: small and huge
+    populations (Lemire's rejections), one-word and multi-word seeds, crc 0."""
+    from warroom.engine.default_rng import PCG64s, int_words
+
+    rs = np.random.default_rng(5)
+    for seed, top in ((0, 40), (3, 40), (2**32, 40), (2**40 + 7, 40), (11, 2**32 - 3),
+                      (11, 3 * 2**30 + 5)):
+        g = 300
+        crc = rs.integers(0, 2**32, g, dtype=np.uint64)
+        crc[0] = 0
+        pop = rs.integers(1, top, g, dtype=np.uint64, endpoint=True)
+        count = rs.integers(0, 30, g)
+        words = [np.full(g, w, dtype=np.uint32) for w in int_words(seed)]
+        got = PCG64s(words + [crc.astype(np.uint32), np.ones(g, dtype=np.uint32)]).integers(
+            pop, count)
+        for i in range(g):
+            gen = np.random.default_rng([seed, int(crc[i]), 1])
+            want = gen.integers(0, int(pop[i]), size=int(count[i]))
+            assert np.array_equal(got[i, :count[i]], want), (seed, i)
+            assert (got[i, count[i]:] == -1).all()
+        if top < 100:  # what silence_index draws: choice of a population
+            pool = np.arange(int(pop[1])) * 7
+            gen = np.random.default_rng([seed, int(crc[1]), 1])
+            assert np.array_equal(gen.choice(pool, size=int(count[1])),
+                                  pool[got[1, :count[1]]])
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.text(max_size=12), min_size=1, max_size=30), st.integers(0, 5))
+def test_crc32_of_arrow_strings_is_zlibs(names: list[str], skip: int) -> None:
+    import pyarrow as pa
+
+    from warroom.engine.columnar import crc32
+
+    arr = pa.array(names).slice(min(skip, len(names) - 1))
+    want = [zlib.crc32(s.encode()) for s in arr.to_pylist()]
+    assert crc32(arr).tolist() == want
+
+
+def test_force_keys_are_the_forecasts() -> None:
+    from warroom.engine.columnar import force_keys
+    from warroom.forecast.rng import force_bases
+
+    names = ["f0000001", "Ørsted", "", "a" * 50]
+    crc = np.array([zlib.crc32(n.encode()) for n in names], dtype=np.uint32)
+    for seed in (0, 1, 123456789):
+        assert np.array_equal(force_keys(seed, crc), force_bases(seed, names))
+
+
+def test_plan_columns_simulate_as_the_plans_do() -> None:
+    """simulate_columns of plan_columns(plans) gives simulate_full's arrivals and positions
+    (objectives, obstacles, halt lines, logistics)."""
+    from warroom.estimate.track import WARROOM_IMM
+    from warroom.forecast.engine import plan_columns, simulate_columns, simulate_full
+
+    from .test_forecast import _mixed_plans
+
+    ps = _mixed_plans()
+    params = ForecastParams(samples=500, horizon_days=40.0, seed=3)
+    rates = np.asarray(WARROOM_IMM.rates)
+    arr, pos = simulate_full(ps, params, rates, (1.0, 3.0))
+    arr_c, pos_c = simulate_columns(plan_columns(ps, params.seed), params, rates, (1.0, 3.0))
+    assert np.isfinite(arr_c).any() and np.isinf(arr_c).any()
+    assert pos_c is not None
+    for i in range(len(ps)):
+        rows = slice(i * 500, (i + 1) * 500)
+        assert np.array_equal(arr[i], arr_c[rows]), i
+        assert np.array_equal(pos[i], pos_c[rows], equal_nan=True), i
+
+
+def test_columnar_forecast_equals_the_per_force_forecast(bulk: Path) -> None:
+    """The batched forecast of a bucket (plans as arrays, silence rule on arrays) gives every
+    force the arrivals that the per-force path (plans_of, simulate_full, silence_index)
+    gives it."""
+    from warroom.engine.columnar import (
+        forecast_columns,
+        plans_of,
+        read_buckets,
+        silence_rows,
+        start_regime,
+    )
+    from warroom.estimate.track import EstimateParams
+    from warroom.forecast.engine import silence_index, simulate_full
+
+    ep = EstimateParams()
+    fp = ForecastParams(samples=40, seed=7)
+    late = START + 5 * 86400  # many forces have reports not yet received, some none at all
+    b = read_buckets(bulk, bucket_dirs(bulk)[:6], late)
+    est = estimate_columns(b.force, b.t, b.z, b.sigma**2 + ep.track_sigma_km**2,
+                           len(b.index), params=ep)
+    rates = np.asarray(ep.imm.rates, dtype=float)
+    got = forecast_columns(b, est, late, fp, rates)
+    plans = plans_of(b, est, late, fp)
+    arrivals, _ = simulate_full(plans, fp, rates, ())
+    keep = silence_index(plans, arrivals, fp.seed)
+    rows = np.flatnonzero(est.n_used > 0)
+    assert 0 < len(rows) and len(plans) == len(rows)
+    redrawn = 0
+    for p, a, k, r in zip(plans, arrivals, keep, rows, strict=True):
+        want = (np.full(fp.samples, (p.reached[p.objectives[0]] - late) / SECONDS_PER_DAY)
+                if p.reached else a[k, 0])
+        assert np.array_equal(got[r], want.astype(np.float32)), p.force
+        redrawn += int((k != np.arange(fp.samples)).any())
+    assert redrawn > 0  # the silence rule was exercised
+    assert np.isinf(got[est.n_used == 0]).all()
+    assert start_regime(est.mu[rows], est.v[rows], fp).shape == (len(rows), 3)
+    # silence_rows alone, on random patterns of contradicted samples
+    rs = np.random.default_rng(1)
+    fake = [np.where(rs.uniform(size=(fp.samples, 1)) < q, -1.0, 1.0).astype(np.float32)
+            for q in rs.uniform(0, 1.2, len(plans))]
+    for p in plans:
+        p.reached = {}
+    want_k = silence_index(plans, fake, fp.seed)
+    crc = np.array([zlib.crc32(p.force.encode()) for p in plans], dtype=np.uint32)
+    got_k = silence_rows(np.stack([f[:, 0] < 0 for f in fake]), crc, fp.seed)
+    assert np.array_equal(got_k, np.stack(want_k))

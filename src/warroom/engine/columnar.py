@@ -32,9 +32,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from warroom.engine.default_rng import PCG64s, int_words
 from warroom.estimate.columnar import ColumnarEstimate, estimate_columns
 from warroom.estimate.track import EstimateParams
-from warroom.forecast.engine import silence_index, simulate_full
+from warroom.forecast import rng
+from warroom.forecast.engine import PlanColumns, simulate_columns
 from warroom.forecast.params import ForecastParams
 from warroom.forecast.plan import OBJECTIVE, ForcePlan
 from warroom.timeutil import SECONDS_PER_DAY
@@ -241,6 +243,117 @@ def plans_of(b: Bucket, est: ColumnarEstimate, as_of: int,
     return out
 
 
+def _crc_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(0xEDB88320), table >> 1)
+    return table.astype(np.uint32)
+
+
+_CRC = _crc_table()
+
+
+def crc32(names: pa.Array) -> np.ndarray:
+    """``zlib.crc32`` of the UTF-8 bytes of each string (uint32), computed on the Arrow
+    buffers a byte position at a time for all strings together (a force id is its key to the
+    forecast's random numbers)."""
+    if names.null_count:
+        raise ValueError("force ids must not be empty")
+    names = names.cast(pa.large_string()) if not pa.types.is_large_string(names.type) \
+        else names
+    _, offsets, data = names.buffers()
+    off = np.frombuffer(offsets, dtype=np.int64)[names.offset:names.offset + len(names) + 1]
+    raw = np.frombuffer(data, dtype=np.uint8) if data is not None else np.zeros(0, np.uint8)
+    start, length = off[:-1], np.diff(off)
+    crc = np.full(len(names), 0xFFFFFFFF, dtype=np.uint32)
+    for j in range(int(length.max(initial=0))):
+        at = np.flatnonzero(length > j)
+        c = crc[at]
+        crc[at] = _CRC[(c ^ raw[start[at] + j]) & np.uint32(0xFF)] ^ (c >> np.uint32(8))
+    return crc ^ np.uint32(0xFFFFFFFF)
+
+
+def force_keys(seed: int, crc: np.ndarray) -> np.ndarray:
+    """:func:`warroom.forecast.rng.force_bases` of forces given by the CRC-32 of their ids."""
+    mixed = seed * 0x9E3779B1
+    if not 0 <= mixed < 2**64:
+        raise ValueError(f"seed {seed} is out of range")
+    with np.errstate(over="ignore"):
+        x = np.uint64(mixed) ^ (crc.astype(np.uint64) << np.uint64(32))
+        x %= np.uint64(2**63)
+        x += rng.GOLDEN
+        return rng.mix_into(x, x, np.empty_like(x))
+
+
+def silence_rows(bad: np.ndarray, crc: np.ndarray, seed: int) -> np.ndarray:
+    """:func:`warroom.forecast.engine.silence_index` on arrays: ``bad`` ``(F, n)`` marks the
+    samples that reach a pending objective before as_of; returns ``(F, n)`` the sample rows
+    to keep. A force with bad and good samples redraws its bad ones from its good ones with
+    its own generator, ``default_rng([seed, crc, 1]).choice(good, size=bad)``, here for all
+    such forces at once (:class:`warroom.engine.default_rng.PCG64s`, the same numbers)."""
+    f, n = bad.shape
+    index = np.broadcast_to(np.arange(n), (f, n)).copy()
+    n_bad = bad.sum(axis=1)
+    redo = np.flatnonzero((n_bad > 0) & (n_bad < n))
+    if not redo.size:
+        return index
+    nb, ng = n_bad[redo], n - n_bad[redo]
+    m = len(redo)
+    words = [np.full(m, w, dtype=np.uint32) for w in int_words(seed)]
+    draws = PCG64s(words + [crc[redo].astype(np.uint32), np.ones(m, dtype=np.uint32)]
+                   ).integers(ng, nb)
+    # the good rows in order, then the bad ones in order
+    rows = np.argsort(bad[redo], axis=1, kind="stable")
+    j = np.arange(draws.shape[1])
+    use = j[None, :] < nb[:, None]
+    at = np.take_along_axis(rows, np.minimum(ng[:, None] + j, n - 1), axis=1)
+    pick = np.take_along_axis(rows, np.maximum(draws, 0), axis=1)
+    r = np.broadcast_to(redo[:, None], use.shape)
+    index[r[use], at[use]] = pick[use]
+    return index
+
+
+def plan_columns_of(b: Bucket, est: ColumnarEstimate, rows: np.ndarray, crc: np.ndarray,
+                    as_of: int, params: ForecastParams) -> PlanColumns:
+    """:func:`plans_of`'s plans of the forces ``rows``, as arrays."""
+    regime = start_regime(est.mu[rows], est.v[rows], params)
+    nf = len(rows)
+    zero = np.zeros(nf)
+    return PlanColumns(
+        keys=force_keys(params.seed, crc), t0=est.last_t[rows] - as_of / SECONDS_PER_DAY,
+        x=np.stack([est.s[rows], est.v[rows]], axis=1), cov=est.cov[rows], regime=regime,
+        pace_sd=np.full(nf, params.pace_sigma), advancing_kmpd=np.full(nf, params.advancing_kmpd),
+        pursuit_kmpd=np.full(nf, params.pursuit_kmpd), base_km=np.full(nf, math.nan),
+        supply_free_km=np.full(nf, math.inf), objectives=1, bar_force=np.arange(nf),
+        bar_s=b.objective_km[rows].astype(float), bar_kind=np.full(nf, float(OBJECTIVE)),
+        bar_a=zero, bar_b=zero, bar_c=zero)
+
+
+def forecast_columns(b: Bucket, est: ColumnarEstimate, as_of: int, params: ForecastParams,
+                     rates: np.ndarray) -> np.ndarray:
+    """Each force's arrival samples at its objective, ``(F, samples)`` float32 days after
+    ``as_of`` (inf: not within the horizon, or no estimate): the forecast engine's Monte
+    Carlo and silence rule on :func:`plan_columns_of`'s plans, all forces at once. A force
+    already past its objective has reached it at its last report (every sample)."""
+    n = params.samples
+    arr = np.full((len(b.index), n), np.inf, dtype=np.float32)
+    rows = np.flatnonzero(est.n_used > 0)
+    if not rows.size or n <= 0:
+        return arr
+    crc = crc32(b.names.take(pa.array(rows)))
+    cols = plan_columns_of(b, est, rows, crc, as_of, params)
+    arrival, _ = simulate_columns(cols, params, rates)
+    got = arrival[:, 0].reshape(len(rows), n)
+    reached = est.s[rows] >= b.objective_km[rows]
+    keep = silence_rows((got < 0) & ~reached[:, None], crc, params.seed)
+    got = np.take_along_axis(got, keep, axis=1)
+    at = (np.round(est.last_t[rows] * SECONDS_PER_DAY).astype(np.int64) - as_of) \
+        / SECONDS_PER_DAY
+    got[reached] = at[reached, None]
+    arr[rows] = got
+    return arr
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident memory (MiB). On Linux the high-water mark of its own
     address space (``VmHWM``): ``ru_maxrss`` would also count the parent's memory at the
@@ -274,18 +387,8 @@ def run_bucket(buckets: int | list[int], *, archive: str, as_of: int,
         seconds={"read": t1 - t0, "estimate": t2 - t1}, pid=os.getpid(), peak_rss_mb=0.0,
         index=b.index, race=b.race, s=est.s, v=est.v)
     if forecast_params is not None:
-        fp = forecast_params
-        plans = plans_of(b, est, as_of, fp)
-        rates = np.asarray(ep.imm.rates, dtype=float)
-        arrivals, _ = simulate_full(plans, fp, rates, ())
-        keep = silence_index(plans, arrivals, fp.seed)
-        arr = np.full((len(b.names), fp.samples), np.inf, dtype=np.float32)
-        rows = np.flatnonzero(est.n_used > 0)
-        if rows.size:
-            arr[rows] = np.stack([
-                np.full(fp.samples, (p.reached[p.objectives[0]] - as_of) / SECONDS_PER_DAY)
-                if p.reached else a[i, 0]  # as the summary: a reached objective's time
-                for p, a, i in zip(plans, arrivals, keep, strict=True)])
+        arr = forecast_columns(b, est, as_of, forecast_params,
+                               np.asarray(ep.imm.rates, dtype=float))
         res.arrivals = arr
         res.eta = np.quantile(arr, [0.1, 0.5, 0.9], axis=1, method="inverted_cdf").T
         res.seconds["forecast"] = time.perf_counter() - t2

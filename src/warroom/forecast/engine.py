@@ -44,6 +44,7 @@ import traceback
 import zlib
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
@@ -76,24 +77,77 @@ def route_km(e: np.ndarray, b: np.ndarray, d: np.ndarray) -> np.ndarray:
         return np.where(e <= sd, e, b + np.sqrt(d * d + 2.0 * d * (e - sd)))
 
 
+@dataclass
+class PlanColumns:
+    """The plans of many forces as arrays: what the simulation reads of each
+    :class:`~warroom.forecast.plan.ForcePlan`, so that a large batch needs no Python object per
+    force (see :func:`plan_columns` for the meaning of each field). The barriers are flat,
+    grouped by force in force order (``bar_force`` non-decreasing), each force's in route
+    order."""
+
+    keys: np.ndarray             # (F,) uint64: the base of each force's sample keys
+    t0: np.ndarray               # (F,) days
+    x: np.ndarray                # (F, 2) km, km/day
+    cov: np.ndarray              # (F, 2, 2)
+    regime: np.ndarray           # (F, 3)
+    pace_sd: np.ndarray          # (F,)
+    advancing_kmpd: np.ndarray   # (F,)
+    pursuit_kmpd: np.ndarray     # (F,)
+    base_km: np.ndarray          # (F,) km
+    supply_free_km: np.ndarray   # (F,) km
+    objectives: int              # columns of the arrivals: the most objectives of a force
+    bar_force: np.ndarray        # (B,) the force (row) of each barrier
+    bar_s: np.ndarray            # (B,) km
+    bar_kind: np.ndarray         # (B,) OBJECTIVE / OBSTACLE / HALT
+    bar_a: np.ndarray            # (B,) as ForcePlan's
+    bar_b: np.ndarray            # (B,)
+    bar_c: np.ndarray            # (B,)
+
+    def __len__(self) -> int:
+        return len(self.t0)
+
+
+def plan_columns(plans: Sequence[ForcePlan], seed: int) -> PlanColumns:
+    """The plans as :class:`PlanColumns` (``keys``: :func:`warroom.forecast.rng.force_bases`
+    of the forces with ``seed``)."""
+    nf = len(plans)
+    bar_s, kind, bar_a, bar_b, bar_c = (
+        np.concatenate([np.asarray(getattr(p, f), dtype=float) for p in plans]
+                       + [np.empty(0)])
+        for f in ("bar_s", "bar_kind", "bar_a", "bar_b", "bar_c"))
+    return PlanColumns(
+        keys=rng.force_bases(seed, [p.force for p in plans]),
+        t0=np.array([p.t0 for p in plans], dtype=float),
+        x=np.stack([p.x for p in plans]).astype(float),
+        cov=np.stack([p.cov for p in plans]).astype(float),
+        regime=np.stack([p.regime for p in plans]).astype(float),
+        pace_sd=np.array([p.pace_sd for p in plans], dtype=float),
+        advancing_kmpd=np.array([p.advancing_kmpd for p in plans], dtype=float),
+        pursuit_kmpd=np.array([p.pursuit_kmpd for p in plans], dtype=float),
+        base_km=np.array([p.base_km for p in plans], dtype=float),
+        supply_free_km=np.array([p.supply_free_km for p in plans], dtype=float),
+        objectives=max(1, max(len(p.objectives) for p in plans)),
+        bar_force=np.repeat(np.arange(nf), [len(p.bar_s) for p in plans]),
+        bar_s=bar_s, bar_kind=kind, bar_a=bar_a, bar_b=bar_b, bar_c=bar_c)
+
+
 class _Tables:
     """The per-force constants of one simulation, as flat arrays for gathers."""
 
-    def __init__(self, plans: Sequence[ForcePlan], params: ForecastParams,
+    def __init__(self, plans: Sequence[ForcePlan] | PlanColumns, params: ForecastParams,
                  rates: np.ndarray) -> None:
-        nf = len(plans)
+        cols = plans if isinstance(plans, PlanColumns) else plan_columns(plans, params.seed)
+        nf = len(cols)
         self.n = params.samples
         self.horizon = float(params.horizon_days)
         self.k_max = params.max_switches
-        self.no = max(1, max(len(p.objectives) for p in plans))
-        self.b = np.array([p.base_km for p in plans], dtype=float)
-        self.d = np.array([p.supply_free_km for p in plans], dtype=float)
+        self.no = cols.objectives
+        self.b = cols.base_km
+        self.d = cols.supply_free_km
         # barriers that are events (obstacles, halt lines) and objectives, each in route order
-        fid = np.repeat(np.arange(nf), [len(p.bar_s) for p in plans])
-        bar_s, kind, bar_a, bar_b, bar_c = (
-            np.concatenate([np.asarray(getattr(p, f), dtype=float) for p in plans]
-                           + [np.empty(0)])
-            for f in ("bar_s", "bar_kind", "bar_a", "bar_b", "bar_c"))
+        fid = cols.bar_force
+        bar_s, kind, bar_a, bar_b, bar_c = (cols.bar_s, cols.bar_kind, cols.bar_a, cols.bar_b,
+                                            cols.bar_c)
         is_obj = kind == OBJECTIVE
         ev, ob = np.flatnonzero(~is_obj), np.flatnonzero(is_obj)
         self.ne = ne = int(np.bincount(fid[ev], minlength=nf).max(initial=0)) + 1  # + sentinel
@@ -130,16 +184,15 @@ class _Tables:
         self.until = until.astype(_F4).ravel()
         self.has_halts = bool((kind == HALT).any())
         # the start: the estimate's posterior and regime probabilities, a column per force
-        x = np.stack([p.x for p in plans]).astype(float)
-        chol = _chol(np.stack([p.cov for p in plans]).astype(float))
-        regime = np.stack([p.regime for p in plans]).astype(float)
+        x = cols.x
+        chol = _chol(cols.cov)
+        regime = cols.regime
         reg_cdf = np.cumsum(regime / regime.sum(axis=1, keepdims=True), axis=1)
         self.per_force = np.stack([
             x[:, 0], x[:, 1], chol[:, 0, 0], chol[:, 0, 1], chol[:, 1, 0], chol[:, 1, 1],
-            [p.t0 for p in plans], [p.pace_sd for p in plans], reg_cdf[:, 0],
-            reg_cdf[:, 1]]).astype(_F4)
+            cols.t0, cols.pace_sd, reg_cdf[:, 0], reg_cdf[:, 1]]).astype(_F4)
         self.supplied = np.where(np.isnan(self.b), np.inf, self.b + self.d).astype(_F4)
-        self.base_keys = rng.force_bases(params.seed, [p.force for p in plans])
+        self.base_keys = cols.keys
         # the regime chain: holding times and where a switch leads
         rates = np.asarray(rates, dtype=float)
         exit_rate = -np.diag(rates)
@@ -157,8 +210,8 @@ class _Tables:
         # its mean holding time.
         to = np.array([[1, 2], [0, 2], [0, 1]])
         with np.errstate(divide="ignore"):
-            log_med = np.log(np.array([[0.0, p.advancing_kmpd, p.pursuit_kmpd]
-                                       for p in plans], dtype=float))
+            log_med = np.log(np.stack([np.zeros(nf), cols.advancing_kmpd, cols.pursuit_kmpd],
+                                      axis=1))
         sigma = np.array([0.0, params.advancing_sigma, params.pursuit_sigma])
         f6 = 6 * np.arange(nf)[:, None, None]
         self.jump_z = np.repeat(np.tile(_probit(jump[np.arange(3), to[:, 0]]), (nf, 1)),
@@ -575,7 +628,46 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
         return [np.empty((max(n, 0), len(p.objectives)), _F4) for p in plans], \
             [np.empty((max(n, 0), len(snap_days))) for p in plans]
     tab = _Tables(plans, params, rates)
-    total = len(plans) * n
+    arrival, pos = _simulate(tab, len(plans), params, snap_days, workers, processes, width)
+    arrivals = [arrival[i * n:(i + 1) * n, :len(p.objectives)] for i, p in enumerate(plans)]
+    positions: list[np.ndarray] = []
+    for i in range(len(plans)):
+        if pos is None:
+            positions.append(np.empty((n, 0)))
+            continue
+        pu = pos[i * n:(i + 1) * n].astype(float)
+        positions.append(route_km(pu, tab.b[i], tab.d[i]))
+    return arrivals, positions
+
+
+def simulate_columns(cols: PlanColumns, params: ForecastParams, rates: np.ndarray,
+                     snap_days: Sequence[float] = (), *, workers: int | None = None,
+                     processes: bool | None = None, width: int = _WIDTH
+                     ) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`simulate_full` of plans given as :class:`PlanColumns`, with the results as
+    two arrays: arrival times ``(F * samples, cols.objectives)`` float32 (row ``force *
+    samples + sample``; inf in the columns beyond a force's own objectives) and the
+    positions ``(F * samples, len(snap_days))`` km along the route (None without
+    ``snap_days``). A force's numbers are those :func:`simulate_full` gives its plan."""
+    n, nf = params.samples, len(cols)
+    if nf == 0 or n <= 0:
+        return np.empty((max(nf * n, 0), cols.objectives), _F4), \
+            (np.empty((max(nf * n, 0), len(snap_days))) if len(snap_days) else None)
+    tab = _Tables(cols, params, rates)
+    arrival, pos = _simulate(tab, nf, params, snap_days, workers, processes, width)
+    if pos is not None:
+        pos = route_km(pos.astype(float), np.repeat(tab.b, n)[:, None],
+                       np.repeat(tab.d, n)[:, None])
+    return arrival, pos
+
+
+def _simulate(tab: _Tables, nf: int, params: ForecastParams, snap_days: Sequence[float],
+              workers: int | None, processes: bool | None, width: int
+              ) -> tuple[np.ndarray, np.ndarray | None]:
+    """The samples of ``nf`` forces' tables: arrivals ``(nf * samples, tab.no)`` and
+    positions in effective km ``(nf * samples, len(snap_days))`` (or None), float32."""
+    n = params.samples
+    total = nf * n
     snaps = np.asarray(snap_days, dtype=float)
     if workers is None:   # workers of our own only from the main thread: a caller that runs
         # us in its worker threads (a server, a Dask worker) has its own parallelism, and
@@ -602,15 +694,7 @@ def simulate_full(plans: Sequence[ForcePlan], params: ForecastParams, rates: np.
         with ThreadPoolExecutor(len(runs)) as ex:
             for f in [ex.submit(r.run) for r in runs]:
                 f.result()
-    arrivals = [arrival[i * n:(i + 1) * n, :len(p.objectives)] for i, p in enumerate(plans)]
-    positions: list[np.ndarray] = []
-    for i in range(len(plans)):
-        if pos is None:
-            positions.append(np.empty((n, 0)))
-            continue
-        pu = pos[i * n:(i + 1) * n].astype(float)
-        positions.append(route_km(pu, tab.b[i], tab.d[i]))
-    return arrivals, positions
+    return arrival, pos
 
 
 _FORK = sys.platform == "linux"
