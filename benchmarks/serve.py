@@ -3,15 +3,17 @@
 Starts ``warroom serve`` on a loopback port (pole scenario, a temporary store, ``--samples
 200``, ``--cot-port``), registers signing keys, then drives it from a separate client process:
 
-1. single signed telegrams (one report each, ``seq`` increasing per station), a few keep-alive
-   connections on threads: requests/s, p50/p99 latency, errors, and reports lost (acknowledged
-   by a 200 but not in the store afterwards; must be 0); first with httpx (signing each
-   telegram as it goes: client and server share the 2 cores), then pre-signed over plain
-   asyncio sockets (the client's own cost out of the way: the server's figure);
-2. batched NDJSON, 10,000 reports a body: reports/s;
+1. single signed telegrams (one report each, ``seq`` increasing per station) from 16
+   stations, one keep-alive connection each with one request in flight (a station waits for
+   its answer before it sends its next telegram): requests/s, p50/p99 latency, errors, and
+   reports lost (acknowledged by a 200 but not in the store afterwards; must be 0); first with
+   httpx on threads (signing each telegram as it goes: client and server share the 2 cores),
+   then pre-signed over plain asyncio sockets (the client's own cost out of the way: the
+   server's figure);
+2. batched NDJSON, 10,000 reports a body, from two feeds posting back to back: reports/s;
 3. CoT events streamed over TCP: events/s stored.
 
-    .venv/bin/python benchmarks/serve.py [--seconds 30] [--quick] [--connections 4]
+    .venv/bin/python benchmarks/serve.py [--seconds 30] [--quick] [--connections 16]
 """
 
 from __future__ import annotations
@@ -181,33 +183,43 @@ def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
     return latency_summary(lat, elapsed, acked, errors)
 
 
-def client_batch(url: str, seconds: float) -> dict[str, Any]:
-    accepted = 0
-    posts = 0
+def client_batch(url: str, seconds: float, feeders: int = 2) -> dict[str, Any]:
+    """NDJSON bodies of ``BATCH`` reports, posted back to back by ``feeders`` connections (each
+    builds its next body while the server lands another's, as several feeds would)."""
+    accepted = [0] * feeders
+    posts = [0] * feeders
     errors: list[str] = []
     stop_at = time.monotonic() + seconds
+
+    def run(w: int) -> None:
+        with httpx.Client(base_url=url, timeout=120) as c:
+            for b in range(100_000):
+                if time.monotonic() >= stop_at:
+                    break
+                body = "".join(json.dumps(report(f"b{w}-{b}-{i}", "batch")) + "\n"
+                               for i in range(BATCH)).encode()
+                try:
+                    r = c.post("/reports", content=body,
+                               headers={"content-type": "application/x-ndjson"})
+                except httpx.TransportError as e:
+                    errors.append(f"{type(e).__name__}: {e}")
+                    continue
+                posts[w] += 1
+                if r.status_code == 200:
+                    accepted[w] += int(r.json()["accepted"])
+                else:
+                    errors.append(f"{r.status_code} {r.text[:120]}")
+
     t0 = time.monotonic()
-    with httpx.Client(base_url=url, timeout=120) as c:
-        for b in range(100_000):
-            if time.monotonic() >= stop_at:
-                break
-            body = "".join(json.dumps(report(f"b{b}-{i}", "batch")) + "\n"
-                           for i in range(BATCH)).encode()
-            try:
-                r = c.post("/reports", content=body,
-                           headers={"content-type": "application/x-ndjson"})
-            except httpx.TransportError as e:
-                errors.append(f"{type(e).__name__}: {e}")
-                continue
-            posts += 1
-            if r.status_code == 200:
-                accepted += int(r.json()["accepted"])
-            else:
-                errors.append(f"{r.status_code} {r.text[:120]}")
+    threads = [threading.Thread(target=run, args=(w,), daemon=True) for w in range(feeders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     elapsed = time.monotonic() - t0
-    return {"posts": posts, "accepted": accepted, "elapsed": elapsed,
-            "reports_per_s": accepted / elapsed, "errors": len(errors),
-            "error_samples": errors[:3]}
+    return {"posts": sum(posts), "accepted": sum(accepted), "elapsed": elapsed,
+            "reports_per_s": sum(accepted) / elapsed, "errors": len(errors),
+            "error_samples": errors[:3], "feeders": feeders}
 
 
 def client_cot(port: int, seconds: float) -> dict[str, Any]:
@@ -291,7 +303,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="5 seconds a phase")
-    ap.add_argument("--connections", type=int, default=4)
+    ap.add_argument("--connections", type=int, default=16,
+                    help="stations posting signed telegrams at once (one connection each)")
     ap.add_argument("--client", choices=["signed", "raw", "batch", "cot"], help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--cot-port", type=int, default=0, help=argparse.SUPPRESS)
@@ -348,7 +361,8 @@ def main() -> None:
 
             b = spawn_client("batch", args, url, cot_port, t, t / "batch.json")
             print(f"batched NDJSON: {b['reports_per_s']:,.0f} reports/s "
-                  f"({b['accepted']:,} accepted in {b['posts']} bodies of {BATCH:,}, "
+                  f"({b['accepted']:,} accepted in {b['posts']} bodies of {BATCH:,} from "
+                  f"{b['feeders']} feeds, "
                   f"{b['elapsed']:.1f} s), errors {b['errors']}   "
                   f"[target >= {TARGET_BATCH_RPS:,}/s]", flush=True)
             for e in b["error_samples"]:

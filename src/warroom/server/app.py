@@ -202,9 +202,10 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     (``assess_after_ingest``), so an alert reaches the stream moments after the report that
     fired it (under sustained ingest, at most one assessment per ``assess_interval_s``,
     covering everything that came in meanwhile, and resting at least three times as long as
-    the last one took, so it takes at most a quarter of a core from ingest); the estimate, forecast and rules of that
-    assessment run in a worker process when the store is a file (``assess_in_worker``, see
-    :mod:`warroom.server.assessor`), so they never hold up requests. ``brief_every_h``: a
+    the last one took, so it takes at most a quarter of a core from ingest); the estimate,
+    forecast and rules of that assessment run in a worker process when the store is a file
+    (``assess_in_worker``, see :mod:`warroom.server.assessor`), so they never hold up
+    requests. ``brief_every_h``: a
     scheduler writes a briefing at each slot, catching up missed ones (marked late).
     ``cot_port``: a CoT listener for TAK clients on ``cot_host:cot_port``; with
     ``cot_forecasts`` it also sends its clients the forecast as CoT (``how="m-p"``,
