@@ -134,7 +134,7 @@ def write_bulk(out_dir: str | Path, spec: BulkSpec) -> dict[str, int]:
 
     opts = dict(format="parquet", partitioning=PARTITIONING, basename_template="part-{i}.parquet",
                 existing_data_behavior="overwrite_or_ignore", max_rows_per_group=1 << 17,
-                min_rows_per_group=1 << 14)
+                min_rows_per_group=1 << 14, preserve_order=True)  # the same files every time
     ds.write_dataset(pa.RecordBatchReader.from_batches(REPORT_SCHEMA, reports()),
                      out / "reports", file_options=file_options(REPORT_SCHEMA), **opts)
     ds.write_dataset(pa.Table.from_batches(forces, FORCE_SCHEMA), out / "forces",

@@ -96,21 +96,22 @@ def _pad_sorted(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndarray,
                 valid: np.ndarray | None, counts: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`pad` of rows in :func:`sort_rows` order, ``counts`` per force given (``valid``
-    None: all valid). Each row goes to its flat slot ``f * N + (row - first row of f)``:
-    one scatter per column."""
+    None: all valid). The arrays are stored time-major (``(F, N)`` views of ``(N, F)``
+    memory, Fortran order), the filters' own layout: they read a time step of all forces
+    as one contiguous row. Each report goes to its slot ``k * F + f`` (``k``: its rank in
+    its force): one scatter per column."""
     n_forces = len(counts)
     n = max(1, int(counts.max(initial=0)))
     ends = np.cumsum(counts)
-    # slot of row i: i + shift[force[i]], shift[f] = f * N - (first row of f)
-    shift = np.arange(0, n_forces * n, n, dtype=np.int64)
-    shift -= ends
-    shift += counts
-    slot = shift.take(force)
-    slot += np.arange(len(force))
+    # slot of row i: (i - first row of f) * F + f
+    slot = (ends - counts).take(force)
+    np.subtract(np.arange(len(force)), slot, out=slot)
+    slot *= n_forces
+    slot += force
     # padding: a force's last time repeated (0 for a force without reports)
     last = np.where(counts > 0, t.take(np.maximum(ends - 1, 0), mode="clip") if len(t)
                     else 0.0, 0.0)
-    tt = np.repeat(last, n)
+    tt = np.tile(last, n)
     tt[slot] = t
     finite = np.isfinite(z)
     all_finite = bool(finite.all())
@@ -123,8 +124,8 @@ def _pad_sorted(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndarray,
         vv[slot] = finite
     else:
         vv[slot] = valid if all_finite else valid & finite
-    shape = (n_forces, n)
-    return tt.reshape(shape), zz.reshape(shape), rr.reshape(shape), vv.reshape(shape)
+    shape = (n, n_forces)
+    return tt.reshape(shape).T, zz.reshape(shape).T, rr.reshape(shape).T, vv.reshape(shape).T
 
 
 def _prior(z: np.ndarray, valid: np.ndarray,
@@ -156,7 +157,7 @@ def reject_outliers(t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarr
                     x0: np.ndarray, p0: np.ndarray, params: EstimateParams) -> np.ndarray:
     """The reports kept (``(F, N)`` bool): the worst of each force above the gate dropped,
     one per round, refitting only the forces that lost one."""
-    used = valid.copy()
+    used = valid.copy(order="K")
     active: np.ndarray | None = None  # None: every force (no copies of the inputs)
     for _ in range(params.max_outliers + 1):
         if active is None:
@@ -185,13 +186,13 @@ def estimate_padded(t: np.ndarray, z: np.ndarray, r: np.ndarray, valid: np.ndarr
     # partition, kept first). Most rows are a prefix of kept reports already: only the others
     # are reordered.
     n_kept = used.sum(axis=1)
-    cvalid = np.arange(n)[None, :] < n_kept[:, None]
+    cvalid = (np.arange(n)[:, None] < n_kept[None, :]).T  # the inputs' layout (time-major)
     moved = np.flatnonzero((used != cvalid).any(axis=1))
     ct, cz, cr = t, z, r
     if moved.size:
         order = np.argsort(~used[moved], axis=1, kind="stable")
         rows = moved[:, None]
-        ct, cz, cr = t.copy(), z.copy(), r.copy()
+        ct, cz, cr = t.copy(order="K"), z.copy(order="K"), r.copy(order="K")
         ct[moved], cz[moved], cr[moved] = t[rows, order], z[rows, order], r[rows, order]
     idx = np.arange(f)
     at = np.maximum(n_kept - 1, 0)
