@@ -72,10 +72,11 @@ def _files(root: Path, table: str, bucket: int) -> list[Path]:
 def _read(files: list[Path], columns: list[str], dictionary: list[str] | None = None
           ) -> pa.Table:
     """The columns of a bucket's files: file by file (their names are known, no dataset
-    discovery), one thread (the engine runs buckets in parallel, not the columns of one)."""
+    discovery), one thread (the engine runs buckets in parallel, not the columns of one), each
+    column chunk read when decoded (no pre-buffering: a local file gains nothing by it)."""
     parts = []
     for f in files:
-        with pq.ParquetFile(f, read_dictionary=dictionary) as pf:
+        with pq.ParquetFile(f, read_dictionary=dictionary, pre_buffer=False) as pf:
             parts.append(pf.read(columns=columns, use_threads=False))
     return parts[0] if len(parts) == 1 else pa.concat_tables(parts)
 
@@ -159,8 +160,9 @@ def read_buckets(archive: str | Path, buckets: list[int], as_of: int) -> Bucket:
 def groups(buckets: list[int], reports: int, workers: int,
            per_task: int = 400_000) -> list[list[int]]:
     """Buckets in tasks of about ``per_task`` reports (fewer, larger batches cost less per
-    report), at least two tasks per worker while there are buckets enough to share."""
-    n = min(len(buckets), max(2 * workers, -(-reports // per_task)))
+    report); with several workers, at least two tasks each while there are buckets enough to
+    share (one worker runs them one after the other: one task is enough)."""
+    n = min(len(buckets), max(2 * workers if workers > 1 else 1, -(-reports // per_task)))
     return [list(buckets[i::n]) for i in range(n)] if buckets else []
 
 
@@ -345,8 +347,11 @@ def forecast_columns(b: Bucket, est: ColumnarEstimate, as_of: int, params: Forec
     arrival, _ = simulate_columns(cols, params, rates)
     got = arrival[:, 0].reshape(len(rows), n)
     reached = est.s[rows] >= b.objective_km[rows]
-    keep = silence_rows((got < 0) & ~reached[:, None], crc, params.seed)
-    got = np.take_along_axis(got, keep, axis=1)
+    bad = (got < 0) & ~reached[:, None]
+    redo = np.flatnonzero(bad.any(axis=1))  # (silence_rows leaves the others as they are)
+    if redo.size:
+        keep = silence_rows(bad[redo], crc[redo], params.seed)
+        got[redo] = np.take_along_axis(got[redo], keep, axis=1)
     at = (np.round(est.last_t[rows] * SECONDS_PER_DAY).astype(np.int64) - as_of) \
         / SECONDS_PER_DAY
     got[reached] = at[reached, None]

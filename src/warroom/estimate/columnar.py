@@ -20,7 +20,7 @@ The maths and the order of operations are those of :func:`warroom.estimate.track
    after the first pass only the forces that lost a report are refitted, not all of them;
 4. the IMM over the reports kept, compacted (a left-out report does not split a step).
 
-Memory is bounded by ``block`` forces at a time.
+Memory is bounded by ``block`` forces at a time; the numbers do not depend on the blocks.
 """
 
 from __future__ import annotations
@@ -213,8 +213,8 @@ def estimate_columns(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndar
                      n_forces: int, valid: np.ndarray | None = None,
                      params: EstimateParams | None = None,
                      block: int = 32_768) -> ColumnarEstimate:
-    """Estimate ``n_forces`` forces from report columns (see the module docstring), ``block``
-    forces at a time."""
+    """Estimate ``n_forces`` forces from report columns (see the module docstring), in
+    blocks of at most ``block`` forces (of equal size)."""
     params = params or EstimateParams()
     force = np.asarray(force)
     if force.dtype.kind not in "iu":
@@ -225,26 +225,24 @@ def estimate_columns(force: np.ndarray, t: np.ndarray, z: np.ndarray, r: np.ndar
     valid = None if valid is None else np.broadcast_to(np.asarray(valid, dtype=bool), t.shape)
     if len(force) and (force.min() < 0 or force.max() >= n_forces):
         raise ValueError(f"force indices must lie in [0, {n_forces})")
+    if n_forces == 0:
+        return ColumnarEstimate(*(np.empty((0,) + shape, dtype=dt) for shape, dt in (
+            ((), float), ((), float), ((2, 2), float), ((3,), float), ((), float),
+            ((), np.int64), ((), np.int64), ((), np.int64))))
     order = _order(force, t)
     if order is not None:
         force, t, z, r = force[order], t[order], z[order], r[order]
         valid = None if valid is None else valid[order]
     counts = np.bincount(force, minlength=n_forces)
     bounds = np.concatenate(([0], np.cumsum(counts)))
-    parts: list[ColumnarEstimate] = []
-    for f0 in range(0, max(n_forces, 1), block):
-        f1 = min(f0 + block, n_forces)
-        if f1 <= f0:
-            break
+    n_blocks = -(-n_forces // block)
+    edges = [round(i * n_forces / n_blocks) for i in range(n_blocks + 1)]
+    parts = []
+    for f0, f1 in zip(edges[:-1], edges[1:], strict=True):
         a, b = bounds[f0], bounds[f1]
-        fb = force[a:b] - f0
-        tt, zz, rr, vv = _pad_sorted(fb, t[a:b], z[a:b], r[a:b],
+        tt, zz, rr, vv = _pad_sorted(force[a:b] - f0, t[a:b], z[a:b], r[a:b],
                                      None if valid is None else valid[a:b], counts[f0:f1])
         parts.append(estimate_padded(tt, zz, rr, vv, params, counts[f0:f1]))
-    if not parts:  # no forces
-        return ColumnarEstimate(*(np.empty((0,) + shape, dtype=dt) for shape, dt in (
-            ((), float), ((), float), ((2, 2), float), ((3,), float), ((), float),
-            ((), np.int64), ((), np.int64), ((), np.int64))))
     if len(parts) == 1:
         return parts[0]
     return ColumnarEstimate(*(np.concatenate([getattr(p, k) for p in parts])
