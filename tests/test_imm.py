@@ -384,11 +384,11 @@ def test_likelihood_fallback_in_log_space() -> None:
     c = rng.dirichlet(np.ones(3), size=4).T
     c[0, 1] = 0.0
     c[:, 1] /= c[:, 1].sum()
-    lik, total, m = imm._likelihood_log_space(nu, S, c)
+    lik, total, top = imm._likelihood_log_space(nu, S, c)
     dens = c * np.exp(-0.5 * nu**2 / S) / np.sqrt(2 * np.pi * S)
     np.testing.assert_allclose(lik / total, dens / dens.sum(axis=0), rtol=1e-12)
     np.testing.assert_allclose(
-        np.log(total) - 0.5 * m - 0.5 * np.log(2 * np.pi), np.log(dens.sum(axis=0)), rtol=1e-12
+        np.log(total) + top - 0.5 * np.log(2 * np.pi), np.log(dens.sum(axis=0)), rtol=1e-12
     )
 
 

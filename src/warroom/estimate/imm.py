@@ -57,8 +57,10 @@ Filter (Blom & Bar-Shalom), for each step ``k`` with ``dt = t[k] - t[k-1]`` (0 a
 5. combination: ``x = Σ_j μ_j x_j``, ``P = Σ_j μ_j (P_j + (x_j - x)(x_j - x)ᵀ)``.
 
 The 2×2 algebra is written out on element arrays (``s, v, P00, P01, P11`` rows of one
-``(5, 3, B)`` array: component × regime × force) inside a Python loop over the time index
-only; every operation covers whole contiguous rows (all regimes of a block of forces).
+``(5, 3, B)`` array: component × regime × force, computed in place in the output) inside a
+Python loop over the time index only; every operation covers whole rows (all regimes of a
+block of forces), sums over regimes are single ``einsum`` contractions, and the per-step
+coefficients (``F``, ``Q``, ``Π``) of a few steps are computed together.
 """
 
 from __future__ import annotations
@@ -69,7 +71,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from warroom.estimate.kalman import _Inputs, _prepare_inputs
+from warroom.estimate.kalman import _prepare_inputs
 
 __all__ = [
     "IMMParams",
@@ -89,8 +91,8 @@ REGIMES: tuple[str, str, str] = ("halted", "advancing", "pursuit")
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: Forces per block (cache blocking) and time steps per chunk of precomputed coefficients.
-_BLOCK = 6144
-_CHUNK = 16
+_BLOCK = 8192
+_CHUNK = 4
 #: NumPy's ufunc buffer (elements) while filtering: no larger than a block's rows.
 _BUFSIZE = 1024
 #: Predicted regime probabilities ``c_j`` at or below this are treated as 0 in the mixing (the
@@ -99,6 +101,9 @@ _C_MIN = 1e-280
 #: A report likelihood (up to √(2π)) below this is recomputed in log space: it may have lost
 #: digits to underflow (a report hundreds of σ from every regime).
 _TOTAL_MIN = 1e-250
+#: A relative likelihood sum above this may have overflowed (regime 1 fits far worse than
+#: another): recomputed in log space too.
+_TOTAL_MAX = 1e250
 #: Below this ``dt/τ`` the OU position noise uses its Taylor series (avoids cancellation).
 _SERIES_X = 0.1
 #: Taylor coefficients of ``g(x) = x - 2(1 - e^{-x}) + (1 - e^{-2x})/2`` for x³ … x¹².
@@ -205,18 +210,21 @@ def _ou_into(
     dt: FloatArray,
     q: float,
     tau: float,
-    out: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    out: tuple[FloatArray, FloatArray | None, FloatArray, FloatArray, FloatArray],
     scratch: tuple[FloatArray, FloatArray],
+    decay: FloatArray | None = None,
 ) -> None:
     """Write ``(F01, F11, Q00, Q01, Q11)`` of one regime for steps ``dt`` (days) into ``out``.
 
-    ``out`` and ``scratch`` are arrays of ``dt``'s shape; see the module docstring for the
-    formulas (``τ = ∞``: NCV).
+    ``out`` and ``scratch`` are C-contiguous arrays of ``dt``'s shape; see the module
+    docstring for the formulas (``τ = ∞``: NCV). ``decay``, if given, already holds
+    ``F11 = e^{-dt/τ}`` (then ``out[1]`` is not written and may be None).
     """
     f01, f11, q00, q01, q11 = out
     if math.isinf(tau):
         np.copyto(f01, dt)
-        f11.fill(1.0)
+        if f11 is not None:
+            f11.fill(1.0)
         np.multiply(dt, q, out=q11)
         np.multiply(q11, dt, out=q01)
         np.multiply(q01, dt, out=q00)
@@ -227,9 +235,12 @@ def _ou_into(
     np.divide(dt, tau, out=x)
     # exp rather than expm1 (3× cheaper here): the absolute error of 1 - e^{-x} stays ~1e-16,
     # and the one cancellation-prone term, g(x) below, switches to its series for small x.
-    np.negative(x, out=f11)
-    np.exp(f11, out=f11)  # e^{-x}
-    np.subtract(1.0, f11, out=a)  # a = 1 - e^{-x}
+    if decay is None:
+        assert f11 is not None
+        np.negative(x, out=f11)
+        np.exp(f11, out=f11)  # e^{-x}
+        decay = f11
+    np.subtract(1.0, decay, out=a)  # a = 1 - e^{-x}
     np.multiply(a, tau, out=f01)
     g = q00
     np.subtract(2.0, a, out=g)
@@ -241,20 +252,32 @@ def _ou_into(
     g += x
     g -= a
     g -= a  # g(x) = x - 2a + (1 - e^{-2x})/2, cancels for small x: use the series there
-    small = np.nonzero(x < _SERIES_X)
-    if small[0].size:
-        # Few elements (short steps): full relative accuracy with expm1 and the series of g.
-        xs = x[small]
+    # Few elements (short steps): full relative accuracy with expm1 and the series of g.
+    # At x = 0 (no time step, e.g. the first slot) the closed form is exactly 0 already.
+    small = (
+        np.flatnonzero((x < _SERIES_X) & (x > 0.0))
+        if x.size and x.min() < _SERIES_X
+        else np.empty(0, dtype=np.intp)
+    )
+    if small.size:
+        xs = _flat(x)[small]
         a_s = -np.expm1(-xs)
-        f01[small] = tau * a_s
-        q01[small] = 0.5 * q * tau * tau * a_s * a_s
-        q11[small] = 0.5 * q * tau * a_s * (2.0 - a_s)
+        _flat(f01)[small] = tau * a_s
+        _flat(q01)[small] = 0.5 * q * tau * tau * a_s * a_s
+        _flat(q11)[small] = 0.5 * q * tau * a_s * (2.0 - a_s)
         poly = np.zeros_like(xs)
         for c in reversed(_G_COEFFS):
             poly *= xs
             poly += c
-        g[small] = poly * xs**3
+        _flat(g)[small] = poly * xs**3
     g *= q * tau**3
+
+
+def _flat(a: FloatArray) -> FloatArray:
+    """A 1-D view (never a copy) of a C-contiguous array."""
+    if not a.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous array")
+    return a.reshape(-1)
 
 
 def _ou_coefficients(
@@ -303,7 +326,12 @@ def regime_process_noise(dt: ArrayLike, q: float, tau: float) -> FloatArray:
 
 
 class _Switching:
-    """``Π(dt) = expm(dt Λ)`` for many ``dt`` at once, from one decomposition of ``Λ``."""
+    """``Π(dt) = expm(dt Λ)`` for many ``dt`` at once, from one decomposition of ``Λ``.
+
+    With real eigenvalues (the usual case) ``Π(dt) - I = Σ_k C_k (e^{λ_k dt} - 1)``: the
+    filter computes the ``e^{λ_k dt}`` (:attr:`lams`, per day) together with its other
+    exponentials and passes them to :meth:`fill`.
+    """
 
     def __init__(self, rates: ArrayLike) -> None:
         self.rates = np.asarray(rates, dtype=np.float64)
@@ -317,53 +345,63 @@ class _Switching:
             scale = max(float(np.abs(lam).max()), 1e-300)
             self.terms = [(lam[k], comps[k]) for k in range(3) if abs(lam[k]) > 1e-12 * scale]
         self.real = all(abs(lam_k.imag) == 0.0 for lam_k, _ in self.terms)
+        #: The real eigenvalues λ_k (per day) whose ``e^{λ_k dt} - 1`` :meth:`fill` accepts, or
+        #: None if Π is computed otherwise (complex eigenvalues, no eigendecomposition).
+        self.lams: list[float] | None = (
+            [lam_k.real for lam_k, _ in self.terms] if self.spectral and self.real else None
+        )
+        self.coefs = (
+            np.stack([comp.real for _, comp in self.terms])
+            if self.lams
+            else np.zeros((0, 3, 3))
+        )
 
-    def fill(self, dt: FloatArray, out: FloatArray, scratch: FloatArray) -> None:
-        """Write ``Π(dt)`` for ``dt`` of shape ``(T, B)`` into ``out`` of shape ``(T, 3, 3, B)``.
+    def fill(self, dt: FloatArray, out: FloatArray, em1: FloatArray | None = None) -> None:
+        """Write ``Π(dt)`` for ``dt`` of shape ``(T, B)`` into ``out`` of shape ``(3, 3, T, B)``
+        (``out[i, j]`` = ``Π_ij``, each C-contiguous).
 
         Off-diagonal entries are ``Σ_k C_k,ij (e^{λ_k dt} - 1)`` (exact 0 at ``dt = 0``), clipped
-        at 0; the diagonal is 1 minus the rest of its row, so rows sum to 1. ``scratch``:
-        ``(2, T, B)``.
+        at 0; the diagonal is 1 minus the rest of its row, so rows sum to 1. ``em1``: ``(K, T,
+        B)`` holding ``e^{λ_k dt} - 1`` for :attr:`lams` if the caller has them (real case).
         """
         n_t, n_b = dt.shape
         if self.spectral:
-            # Real pairs (coefficient matrix, array): Re(C E) = Re C · Re E - Im C · Im E.
             if self.real:
-                # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0.
-                e = scratch[: len(self.terms)]
-                for m, (lam_k, _) in enumerate(self.terms):
-                    np.multiply(dt, lam_k.real, out=e[m])
-                np.exp(e, out=e)
-                e -= 1.0
-                coefs = np.stack([comp.real for _, comp in self.terms])
+                if em1 is None:
+                    em1 = np.multiply(dt[None], np.array(self.lams)[:, None, None])
+                    np.exp(em1, out=em1)
+                    em1 -= 1.0  # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0
+                coefs = self.coefs
             else:
+                # Real pairs (coefficient matrix, array): Re(C E) = Re C · Re E - Im C · Im E.
                 parts = [np.expm1(lam_k * dt) for lam_k, _ in self.terms]
-                e = np.stack([p.real for p in parts] + [p.imag for p in parts])
+                em1 = np.stack([p.real for p in parts] + [p.imag for p in parts])
                 coefs = np.stack(
                     [comp.real for _, comp in self.terms] + [-comp.imag for _, comp in self.terms]
                 )
             # Off-diagonal entries only (the diagonal follows from the rows), each a sum of
-            # scalar multiples of the e arrays; the diagonal slot serves as scratch.
+            # scalar multiples of the em1 arrays; the diagonal slot serves as scratch.
             for i in range(3):
                 for j in range(3):
                     if i == j:
                         continue
-                    o, tmp = out[:, i, j], out[:, i, i]
+                    o, tmp = out[i, j], out[i, i]
                     if not len(coefs):
                         o.fill(0.0)
                         continue
-                    np.multiply(e[0], coefs[0, i, j], out=o)
+                    np.multiply(em1[0], coefs[0, i, j], out=o)
                     for m in range(1, len(coefs)):
-                        np.multiply(e[m], coefs[m, i, j], out=tmp)
+                        np.multiply(em1[m], coefs[m, i, j], out=tmp)
                         o += tmp
+                    np.maximum(o, 0.0, out=o)
         else:
             flat = _expm_batch(dt.reshape(-1)[:, None, None] * self.rates)
-            out[...] = flat.reshape(n_t, n_b, 3, 3).transpose(0, 2, 3, 1)
-        np.maximum(out, 0.0, out=out)
+            out[...] = flat.reshape(n_t, n_b, 3, 3).transpose(2, 3, 0, 1)
+            np.maximum(out, 0.0, out=out)
         for i in range(3):
             j1, j2 = (j for j in range(3) if j != i)
-            np.subtract(1.0, out[:, i, j1], out=out[:, i, i])
-            out[:, i, i] -= out[:, i, j2]
+            np.subtract(1.0, out[i, j1], out=out[i, i])
+            out[i, i] -= out[i, j2]
 
 
 def _expm_batch(a: FloatArray) -> FloatArray:
@@ -393,9 +431,9 @@ def transition_probabilities(dt: ArrayLike, rates: ArrayLike) -> FloatArray:
     """
     d = np.asarray(dt, dtype=np.float64)
     flat = d.reshape(1, -1)
-    tm = np.empty((1, 3, 3, flat.shape[1]))
-    _Switching(rates).fill(flat, tm, np.empty((2,) + flat.shape))
-    return np.moveaxis(tm[0], -1, 0).reshape(d.shape + (3, 3))
+    tm = np.empty((3, 3) + flat.shape)
+    _Switching(rates).fill(flat, tm)
+    return np.moveaxis(tm[:, :, 0], -1, 0).reshape(d.shape + (3, 3))
 
 
 # --------------------------------------------------------------------------------------------
@@ -456,12 +494,10 @@ def imm_filter(
     block = -(-max(n_f, 1) // -(-max(n_f, 1) // _BLOCK))
     n_t = min(_CHUNK, max(n, 1))
     work = _Work(
-        inputs=_Inputs(tt, zz, rr, vv, n_t, block),
+        inputs=_ChunkInputs(tt, zz, rr, vv, n_t, block),
         coefs=_Coefficients(params, _Switching(params.rates), n_t, block),
-        totals=np.empty((n_t, block)),
-        shift=np.empty((n_t, block)),
-        tmp=[np.empty(shape + (block,)) for shape in _TMP_SHAPES],
-        tmix=np.empty((6, block)),
+        block=block,
+        n_t=n_t,
     )
     with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
         # Rows of a block are broadcast against each other: with NumPy's default buffer
@@ -521,73 +557,152 @@ class _Store:
         )
 
 
-class _Coefficients:
-    """Workspace of per-step model and switching coefficients for a chunk of ``T`` steps.
+class _ChunkInputs:
+    """Time-major inputs of one chunk of ``T`` steps × one block of ``B`` forces.
 
-    ``fill(dt)`` sets ``f01``, ``f11`` and ``f2`` (``F01``, ``F11``, ``F11²`` of each regime,
-    ``(T, 3, B)``),
-    ``q`` (``(T, 3, 3, B)``: ``Q00``, ``Q01``, ``Q11`` × regime) and ``pis`` (``(T, 3, 3, B)``
-    = ``Π(dt)``). A regime of the nearly-constant-velocity kind (``τ = ∞``) has ``F11 = 1``
-    for good (set here once) and its ``Q`` is ``q`` times the same ``dt³/3, dt²/2, dt`` as
-    every other such regime (computed once per chunk).
+    ``load`` fills ``dt`` (days, 0 at the first slot), ``z`` (km), ``r`` (km²), ``valid``
+    and ``z_use`` / ``r_use``: ``z`` and ``r`` where valid, else 0 and 1, so that padding
+    never brings a NaN into the arithmetic (the same arrays as ``z`` and ``r`` when every
+    slot of the chunk is valid, :attr:`all_valid`); each ``(T, B)``. The times are read once
+    (with the slot before the chunk) and differenced in place.
+    """
+
+    def __init__(
+        self, t: FloatArray, z: FloatArray, r: FloatArray, valid: BoolArray, n_t: int, n_b: int
+    ) -> None:
+        self.src = (t, z, r, valid)
+        self.buf_t = np.empty((n_t + 1, n_b))
+        self.buf = np.empty((5, n_t, n_b))
+        self.buf_v = np.empty((n_t, n_b), dtype=bool)
+        self.all_valid = True
+
+    def load(self, sl: slice, c0: int, c1: int) -> None:
+        t, z, r, valid = self.src
+        n_t, n_b = c1 - c0, sl.stop - sl.start
+        tb = self.buf_t[: n_t + 1, :n_b]
+        if c0 == 0:
+            np.copyto(tb[1:], t[sl, :c1].T)
+            tb[0] = tb[1]  # dt = 0 at the first slot
+        else:
+            np.copyto(tb, t[sl, c0 - 1 : c1].T)
+        dt, zz, rr, zu, ru = (b[:n_t, :n_b] for b in self.buf)
+        self.dt = np.subtract(tb[1:], tb[:-1], out=dt)
+        self.z, self.r = zz, rr
+        np.copyto(zz, z[sl, c0:c1].T)
+        np.copyto(rr, r[sl, c0:c1].T)
+        self.valid = self.buf_v[:n_t, :n_b]
+        np.copyto(self.valid, valid[sl, c0:c1].T)
+        self.all_valid = bool(self.valid.all())
+        if self.all_valid:
+            self.z_use, self.r_use = zz, rr
+            return
+        invalid = ~self.valid
+        self.z_use, self.r_use = zu, ru
+        np.copyto(zu, zz)
+        np.copyto(zu, 0.0, where=invalid)
+        np.copyto(ru, rr)
+        np.copyto(ru, 1.0, where=invalid)
+
+
+class _Coefficients:
+    """Per-step model and switching coefficients for a chunk of ``T`` steps of ``B`` forces.
+
+    ``fill(dt)`` sets, as C-contiguous ``(…, T, B)`` arrays (component-major, so that every
+    computation here runs over whole ``T × B`` blocks and a step reads strided ``(…, B)``
+    rows):
+
+    - ``pis`` ``(3, 3, T, B)``: ``Π_ij(dt)``;
+    - ``f01`` ``(3, T, B)``: ``F01`` of each regime (``dt`` for NCV, ``τ(1 - e^{-dt/τ})``
+      otherwise);
+    - ``f11``, ``f2`` ``(R, T, B)``: ``F11 = e^{-dt/τ}`` and ``F11²`` of the ``R`` damped
+      regimes (:attr:`ou`; for NCV ``F11 = 1`` and nothing is stored);
+    - ``q`` ``(3, 3, T, B)``: ``Q00, Q01, Q11`` (first axis) of each regime (second axis).
+
+    All exponentials of a chunk (``e^{λ_k dt}`` of the switching chain, ``e^{-dt/τ}`` of the
+    damped regimes) are taken by one ``np.exp`` call over a stacked array.
     """
 
     def __init__(self, params: IMMParams, switching: _Switching, n_t: int, n_b: int) -> None:
         self.params = params
         self.switching = switching
-        self.buf_f01 = np.empty((n_t, 3, n_b))
-        self.buf_f11 = np.empty((n_t, 3, n_b))
-        self.buf_f2 = np.empty((n_t, 3, n_b))
-        self.buf_q = np.empty((n_t, 3, 3, n_b))
-        self.buf_pis = np.empty((n_t, 3, 3, n_b))
-        self.scratch = np.empty((3, n_t, n_b))
         self.ncv = [i for i, tau in enumerate(params.tau) if math.isinf(tau)]
         self.ou = [i for i, tau in enumerate(params.tau) if not math.isinf(tau)]
-        for i in self.ncv:
-            self.buf_f11[:, i] = 1.0
-            self.buf_f2[:, i] = 1.0
+        lams = switching.lams or []
+        self.n_sw = len(lams)
+        self.rates = np.array(lams + [-1.0 / params.tau[i] for i in self.ou], dtype=np.float64)
+        # Components, each (T, B): exponentials, Π, F01, F11², Q, two OU scratch rows and the
+        # NCV base [dt³/3, dt²/2, dt].
+        self.sizes = (len(self.rates), 9, 3, len(self.ou), 9, 2, 3)
+        self.buf = np.empty(sum(self.sizes) * n_t * n_b)
+        self.shape = (0, 0)
+
+    def _carve(self, n_t: int, n_b: int) -> None:
+        """Contiguous views of ``buf`` for ``(n_t, n_b)`` steps × forces."""
+        self.shape = (n_t, n_b)
+        size = n_t * n_b
+        views = []
+        pos = 0
+        for n_c in self.sizes:
+            views.append(self.buf[pos : pos + n_c * size].reshape(n_c, n_t, n_b))
+            pos += n_c * size
+        self.ex, pis, self.f01, self.f2, q, self.scratch, self.base = views
+        self.pis = pis.reshape(3, 3, n_t, n_b)
+        self.q = q.reshape(3, 3, n_t, n_b)
+        self.f11 = self.ex[self.n_sw :]
 
     def fill(self, dt: FloatArray) -> None:
-        n_t, n_b = dt.shape
-        self.f01 = f01 = self.buf_f01[:n_t, :, :n_b]
-        self.f11 = f11 = self.buf_f11[:n_t, :, :n_b]
-        self.q = q = self.buf_q[:n_t, :, :, :n_b]
-        scratch = self.scratch[:, :n_t, :n_b]
+        if dt.shape != self.shape:
+            self._carve(*dt.shape)
+        params, ex, f01, q = self.params, self.ex, self.f01, self.q
+        if len(self.rates):
+            np.multiply(dt[None], self.rates[:, None, None], out=ex)
+            np.exp(ex, out=ex)
+        if self.n_sw:
+            em1 = ex[: self.n_sw]
+            em1 -= 1.0  # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0
+            self.switching.fill(dt, self.pis, em1)
+        else:
+            self.switching.fill(dt, self.pis)
+        x, a = self.scratch
+        for m, i in enumerate(self.ou):
+            decay = self.f11[m]
+            cols = (f01[i], None, q[0, i], q[1, i], q[2, i])
+            _ou_into(dt, params.q[i], params.tau[i], cols, (x, a), decay=decay)
+            np.multiply(decay, decay, out=self.f2[m])
         if self.ncv:
-            d2, d3 = scratch[0], scratch[1]
-            np.multiply(dt, dt, out=d2)
-            np.multiply(d2, dt, out=d3)
-            d3 /= 3.0  # dt³/3
-            d2 *= 0.5  # dt²/2
+            base = self.base
+            np.multiply(dt, dt, out=base[1])
+            np.multiply(base[1], dt, out=base[0])
+            base[0] /= 3.0  # dt³/3
+            base[1] *= 0.5  # dt²/2
+            np.copyto(base[2], dt)
             for i in self.ncv:
-                qi = self.params.q[i]
-                np.copyto(f01[:, i], dt)
-                np.multiply(d3, qi, out=q[:, 0, i])
-                np.multiply(d2, qi, out=q[:, 1, i])
-                np.multiply(dt, qi, out=q[:, 2, i])
-        self.f2 = f2 = self.buf_f2[:n_t, :, :n_b]
-        for i in self.ou:
-            cols = (f01[:, i], f11[:, i], q[:, 0, i], q[:, 1, i], q[:, 2, i])
-            _ou_into(dt, self.params.q[i], self.params.tau[i], cols, (scratch[0], scratch[1]))
-            np.multiply(f11[:, i], f11[:, i], out=f2[:, i])
-        self.pis = self.buf_pis[:n_t, :, :, :n_b]
-        self.switching.fill(dt, self.pis, scratch[:2])
-
-
-#: Shapes (before the force axis) of the per-step work arrays of :func:`_imm_block`.
-_TMP_SHAPES = ((6, 3), (6, 3), (2, 3), (2, 3), (3,), (3,), (3,), (3,), (3,))
+                np.copyto(f01[i], dt)
+                np.multiply(base, params.q[i], out=q[:, i])
 
 
 @dataclass
 class _Work:
-    """Work arrays shared by all blocks of one :func:`imm_filter` call."""
+    """Work arrays shared by all blocks of one :func:`imm_filter` call (``block`` forces)."""
 
-    inputs: _Inputs
+    inputs: _ChunkInputs
     coefs: _Coefficients
-    totals: FloatArray
-    shift: FloatArray
-    tmp: list[FloatArray]
-    tmix: FloatArray
+    block: int
+    n_t: int
+
+    def __post_init__(self) -> None:
+        b = self.block
+        self.totals = np.empty((self.n_t, b))
+        self.offs = np.empty((self.n_t, b))
+        self.z = np.empty((5, 3, b))
+        self.mix = np.empty((5, 3, b))
+        self.w = np.empty((3, 3, b))
+        self.t2 = np.empty((2, 3, b))
+        self.gain = np.empty((2, 3, b))
+        self.rows = np.empty((8, 3, b))
+        self.ed = np.empty((2, b))
+        self.first = np.empty((5, 3, b))
+        self.xbar0 = np.empty((2, b))
 
 
 def _imm_block(
@@ -602,204 +717,194 @@ def _imm_block(
 ) -> FloatArray:
     """Filter the block ``sl`` of ``B`` forces into ``out`` (its views); returns their loglik.
 
-    The regime states live in one contiguous ``(5, 3, B)`` array ``Y`` (rows ``[s, v, P00,
-    P01, P11]`` × regime × force), the combined estimate in ``(5, B)``; each step is copied to
-    the output once. Everything is elementwise on whole rows; the speed multiplications of
-    the prediction are done only for the regimes whose ``F11`` is not 1 (damped velocity).
+    The state of step ``k`` is computed in place in the output, ``Y = out.regime[k]``
+    (``(5, 3, B)``: rows ``[s, v, P00, P01, P11]`` × regime × force), the combined estimate in
+    ``out.comb[k]`` and the probabilities in ``out.mu[k]``; nothing is copied afterwards.
+    Everything is elementwise on whole rows, sums over the regime axis are ``einsum``
+    contractions (one pass, no temporaries); the speed multiplications of the prediction are
+    done only for the regimes whose ``F11`` is not 1 (damped velocity).
 
     Mixing uses the previous combined estimate ``x̄`` as the reference point: with
-    ``e_i = x_i - x̄`` and ``A_i = P_i + e_i e_iᵀ`` (which also give ``P = Σ μ_i A_i``),
-    ``x0_j = x̄ + Σ_i w_ij e_i`` and ``P0_j = Σ_i w_ij A_i - (x0_j - x̄)(x0_j - x̄)ᵀ``; the sums
-    ``Σ_i Π_ij (μ_i Y_i)`` are one contraction over the six ``Y ∈ {1, e_s, e_v, A00, A01,
-    A11}`` (array ``ys``). The update uses ``P00 ← P00 r/S``, ``P01 ← P01 r/S``,
-    ``P11 ← P11 - P01²/S`` (``(I - K H) P`` with ``1 - P00/S = r/S``). The report
-    likelihoods of a chunk are multiplied before one logarithm.
+    ``e_i = x_i - x̄`` and ``A_i = P_i + e_i e_iᵀ`` (array ``z``: rows ``e_s, e_v, A00, A01,
+    A11``; they also give ``P = Σ μ_i A_i``), the mixing weights ``w_ij = Π_ij μ_i / c_j``,
+    ``x0_j = x̄ + Σ_i w_ij e_i`` and ``P0_j = Σ_i w_ij A_i - (x0_j - x̄)(x0_j - x̄)ᵀ``. The update
+    uses ``[P00, P01] ← r K``, ``P11 ← P11 - K1 P01`` (``(I - K H) P`` with ``1 - P00/S =
+    r/S``); a force's numbers do not depend on the other forces of its block. Regime
+    likelihoods are taken relative to the advancing-like middle
+    regime (index 1): ``L_j / L_1 = √(S_1/S_j) e^{n_j - n_1}`` with ``n_j = -ν_j²/(2 S_j)``,
+    two exponentials instead of three; ``log Σ_j c_j L_j = log Σ_j c_j L_j/L_1 + n_1 - log S_1
+    /2 - log(2π)/2`` with the ``S_1`` factor kept inside the sum. The report likelihoods of
+    a chunk are multiplied before one logarithm; sums that under- or overflow are redone in
+    log space (:func:`_likelihood_log_space`).
     """
     inputs, coefs = work.inputs, work.coefs
     n_b = x0.shape[0]
-    totals_all, shift_all = work.totals[:, :n_b], work.shift[:, :n_b]
-    ys, mix, gain, e6, t3, u3, inv_s, rho, nis = (w[..., :n_b] for w in work.tmp)
-    mul, add, sub, copyto, divide = np.multiply, np.add, np.subtract, np.copyto, np.divide
+    totals_all, offs_all = work.totals[:, :n_b], work.offs[:, :n_b]
+    z, mix, wgt, t2, gain = (
+        a[..., :n_b] for a in (work.z, work.mix, work.w, work.t2, work.gain)
+    )
+    t3, u3, nu, inv_s, nn, lik, c, ic = work.rows[..., :n_b]
+    ed = work.ed[:, :n_b]
+    first, xbar0 = work.first[..., :n_b], work.xbar0[:, :n_b]
+    mul, add, sub, copyto, divide, einsum = (
+        np.multiply, np.add, np.subtract, np.copyto, np.divide, np.einsum
+    )
     exp, sqrt = np.exp, np.sqrt
     ou = coefs.ou
-
-    # State, combined estimate and the mixing inputs, with fixed views of their rows.
-    Y = np.empty((5, 3, n_b))
-    s, v, p00, p01, p11 = Y
-    xs, p0x = Y[0:2], Y[2:4]  # [s, v], [P00, P01]
-    xb = np.empty((5, n_b))
-    xbar_b = xb[0:2, None, :]
-    xb_s, xb_v, xb00, xb01, xb11 = xb
-    mu, ys_e, ys_a, ys5, ys_v = ys[0], ys[1:3], ys[3:5], ys[5], ys[2]
-    ys_a00, ys_a01 = ys_a
-    c, mix_d, mix1, mix2, mix34, mix5 = mix[0], mix[1:3], mix[1], mix[2], mix[3:5], mix[5]
-    e6_s, e6_v = e6
-    t3_0, t3_1, t3_2 = t3
-    nis_0, nis_1, nis_2 = nis
-    gain1 = gain[1]
-    ys_i0, ys_i1, ys_i2 = ys[:, 0], ys[:, 1], ys[:, 2]
-    mix_j = [mix[:, jj] for jj in range(3)]
-    tmix = work.tmix[:, :n_b]
+    regime, comb, mu_all = out.regime, out.comb, out.mu
+    z_e, z_es, z_ev, z_a01, z_a2, z_a = z[0:2], z[0], z[1], z[2:4], z[4], z[2:5]
+    mix_d, mix_ds, mix_dv, mix_a01, mix_a2 = mix[0:2], mix[0], mix[1], mix[2:4], mix[4]
+    nn_02, nn_1, c_02, lik_02 = nn[::2], nn[1], c[::2], lik[::2]
 
     # All regimes start from the prior: e = 0, A = P0.
-    xs[...] = x0.T[:, None, :]
-    p00[...] = P0[:, 0, 0]
-    p01[...] = P0[:, 0, 1]
-    p11[...] = P0[:, 1, 1]
-    xb[0:2] = x0.T
-    xb[2:5] = P0.reshape(n_b, 4).T[[0, 1, 3]]
-    mu[...] = np.asarray(params.mu0, dtype=np.float64)[:, None]
-    ys_e[...] = 0.0
-    mul(Y[2:5], mu, out=ys[3:6])
+    first[0:2] = x0.T[:, None, :]
+    first[2] = P0[:, 0, 0, None].T
+    first[3] = P0[:, 0, 1, None].T
+    first[4] = P0[:, 1, 1, None].T
+    xbar0[...] = x0.T
+    mu0 = np.broadcast_to(np.asarray(params.mu0, dtype=np.float64)[:, None], (3, n_b))
+    z_e[...] = 0.0
+    z_a[...] = first[2:5]
     loglik = np.zeros(n_b)
-    first = Y.copy()  # what a regime with c_j ≈ 0 keeps at the first step
 
     for c0 in range(0, n, _CHUNK):
         c1 = min(c0 + _CHUNK, n)
         inputs.load(sl, c0, c1)
         z_use, r_use, valid_c = inputs.z_use, inputs.r_use, inputs.valid
+        chunk_ok = inputs.all_valid and gate is None
         coefs.fill(inputs.dt)
         pis, f01, f11, f2, qc = coefs.pis, coefs.f01, coefs.f11, coefs.f2, coefs.q
-        totals, shift = totals_all[: c1 - c0], shift_all[: c1 - c0]
-        shift.fill(0.0)
+        totals, offs = totals_all[: c1 - c0], offs_all[: c1 - c0]
 
         for j in range(c1 - c0):
             k = c0 + j
-            # 1. Mixing: mix[:, j] = Σ_i ys[:, i] Π_ij; c_j = mix[0, j].
-            pj = pis[j]
-            for jj in range(3):  # mix[:, j] = Σ_i ys[:, i] Π_ij, as whole-row ufuncs
-                mj = mix_j[jj]
-                mul(ys_i0, pj[0, jj], mj)
-                mul(ys_i1, pj[1, jj], tmix)
-                mj += tmix
-                mul(ys_i2, pj[2, jj], tmix)
-                mj += tmix
+            Y = regime[k]
+            s, v, p00, p01, p11 = Y
+            xs, p0x = Y[0:2], Y[2:4]
+            xb, mu = comb[k], mu_all[k]
+            xbar = xb[0:2]
+            if k:
+                xprev, mu_prev = comb[k - 1, 0:2], mu_all[k - 1]
+            else:
+                xprev, mu_prev = xbar0, mu0
+
+            # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, mix[:, j] = Σ_i w_ij z_i.
+            pj = pis[:, :, j]
+            einsum("ijb,ib->jb", pj, mu_prev, out=c)
             c_all = bool(c.min() > _C_MIN)
-            mix[1:] /= c if c_all else np.where(c > _C_MIN, c, 1.0)
+            divide(1.0, c if c_all else np.where(c > _C_MIN, c, 1.0), out=ic)
+            einsum("ijb,ib,jb->ijb", pj, mu_prev, ic, out=wgt)
+            einsum("qib,ijb->qjb", z, wgt, out=mix)
+            add(mix_d, xprev[:, None, :], xs)
+            mul(mix_d, mix_ds, t2)  # d_s d_s, d_v d_s
+            sub(mix_a01, t2, p0x)
+            mul(mix_dv, mix_dv, t3)
+            sub(mix_a2, t3, p11)
             if not c_all:  # a regime with c_j ≈ 0 keeps its estimate
-                keep = Y.copy() if k else first
-            add(mix_d, xbar_b, xs)
-            mul(mix_d, mix1, e6)  # d_s d_s, d_v d_s
-            sub(mix34, e6, p0x)
-            mul(mix2, mix2, t3)
-            sub(mix5, t3, p11)
-            if not c_all:
-                copyto(Y, keep, where=c <= _C_MIN)
+                copyto(Y, regime[k - 1] if k else first, where=c <= _C_MIN)
 
             # 2. Per-regime prediction: s += F01 v, P00 += F01 (2 P01 + F01 P11) + Q00,
             # P01 = F11 (P01 + F01 P11) + Q01, P11 = F11² P11 + Q11, v *= F11.
-            a01 = f01[j]
-            q00, q01, q11 = qc[j]
-            mul(a01, v, t3)
-            s += t3
-            mul(a01, p11, t3)
-            t3 += p01  # P01 + F01 P11
+            a01 = f01[:, j]
+            mul(Y[1::3], a01, t2)  # F01 v, F01 P11
+            s += t2[0]
+            add(t2[1], p01, t3)  # P01 + F01 P11
             add(t3, p01, u3)
             u3 *= a01
             p00 += u3
-            p00 += q00
-            for i in ou:
-                t3[i] *= f11[j, i]
-                v[i] *= f11[j, i]
-                p11[i] *= f2[j, i]
-            add(t3, q01, p01)
-            p11 += q11
+            for m, i in enumerate(ou):
+                t3[i] *= f11[m, j]
+                v[i] *= f11[m, j]
+                p11[i] *= f2[m, j]
+            add(t3, qc[1, :, j], p01)
+            Y[2::2] += qc[0::2, :, j]  # P00 += Q00, P11 += Q11
 
-            # 3. Combined prediction and gate.
+            # 3. Combined prediction s̄ = Σ c_j s_j, S̄ = Σ c_j (P00_j + (s_j - s̄)²) + r; gate.
             zk = z_use[j]
             rk = r_use[j]
             sbar = out.innovation[k]  # replaced by z - s̄ after the chunk
             var = out.innovation_var[k]
-            mul(c, s, t3)
-            add(t3_0, t3_1, sbar)
-            sbar += t3_2
+            einsum("jb,jb->b", c, s, out=sbar)
             sub(s, sbar, t3)
             t3 *= t3
             t3 += p00
-            t3 *= c
-            add(t3_0, t3_1, var)
-            var += t3_2
+            einsum("jb,jb->b", c, t3, out=var)
             var += rk
             ok = valid_c[j]
             if gate is not None:
                 nubar = zk - sbar
                 ok = ok > (nubar * nubar > gate * var)  # valid and not gated
             out.used[k] = ok
-            all_ok = bool(ok.all())
+            all_ok = chunk_ok or bool(ok.all())
 
-            # 4. Per-regime update with K = [P00, P01] / S (0, and ν = 0, if not used).
-            nu = sub(zk, s, t3)
+            # 4. Per-regime update with K = [P00, P01] / S (0, and ν = 0, if not used):
+            # P11 -= K1 P01, [P00, P01] = r K (= (1 - P00/S) [P00, P01]), x += K ν.
+            sub(zk, s, nu)
             add(p00, rk, inv_s)
             divide(1.0, inv_s, inv_s)
             mul(p0x, inv_s, gain)
-            mul(inv_s, rk, rho)  # 1 - P00/S
-            if not all_ok:
+            if all_ok:
+                mul(gain[1], p01, u3)
+                p11 -= u3
+                mul(gain, rk, p0x)
+            else:  # the same numbers for the reports used, nothing changed for the rest
                 gain *= ok
                 nu *= ok
-                copyto(rho, 1.0, where=~ok)
-            mul(gain1, p01, u3)
-            p11 -= u3
-            p0x *= rho
-            mul(gain, nu, e6)
-            xs += e6
-            # Regime likelihoods c_j N(ν_j; 0, S_j) (times √(2π)); their sum is the report's
-            # likelihood and their shares the regime probabilities.
-            mul(nu, nu, nis)
-            nis *= inv_s
+                mul(gain[1], p01, u3)
+                p11 -= u3
+                mul(gain, rk, t2)
+                copyto(p0x, t2, where=ok)
+            mul(gain, nu, t2)
+            xs += t2
+            # Likelihoods relative to regime 1 (times √(2π) and e^{-n_1}): c_j √(1/S_j)
+            # e^{n_j - n_1}; their sum is the report's likelihood, their shares the
+            # probabilities.
+            mul(nu, nu, nn)
+            nn *= inv_s  # ν²/S
+            mul(nn_1, -0.5, offs[j])  # n_1
+            sub(nn_02, nn_1, ed)
+            ed *= -0.5  # n_j - n_1
             if not c_all:
-                nis[c <= 0.0] = np.inf
-            nis *= -0.5
-            lik = exp(nis, nis)
-            lik *= c
+                ed[c_02 <= 0.0] = -np.inf
+            exp(ed, ed)
             sqrt(inv_s, inv_s)
-            lik *= inv_s
-            total = add(nis_0, nis_1, totals[j])
-            total += nis_2
-            if not total.min() > _TOTAL_MIN:  # (scaled) underflow for some forces
-                lik, total, shift[j] = _likelihood_log_space(nu, 1.0 / inv_s**2, c)
-                totals[j] = total
+            mul(c, inv_s, lik)
+            lik_02 *= ed
+            total = einsum("jb->b", lik, out=totals[j])
+            if not (total.min() > _TOTAL_MIN and total.max() < _TOTAL_MAX):
+                # Under- or overflow for some forces: redo theirs in log space.
+                bad = np.flatnonzero(~((total > _TOTAL_MIN) & (total < _TOTAL_MAX)))
+                lik[:, bad], total[bad], offs[j, bad] = _likelihood_log_space(
+                    nu[:, bad], 1.0 / inv_s[:, bad] ** 2, c[:, bad]
+                )
             divide(lik, total, mu)
             if not all_ok:
                 copyto(mu, c, where=~ok)
 
-            # 5. Combination, and the mixing inputs of the next step.
-            mul(xs, mu, e6)
-            add(e6_s[0], e6_s[1], xb_s)
-            xb_s += e6_s[2]
-            add(e6_v[0], e6_v[1], xb_v)
-            xb_v += e6_v[2]
-            sub(xs, xbar_b, e6)
-            mul(e6, mu, ys_e)
-            mul(ys_e, e6_s, ys_a)  # μ e_s e_s, μ e_s e_v
-            mul(p0x, mu, gain)
-            ys_a += gain
-            mul(ys_v, e6_v, ys5)  # μ e_v e_v
-            mul(p11, mu, t3)
-            ys5 += t3
-            add(ys_a00[0], ys_a00[1], xb00)
-            xb00 += ys_a00[2]
-            add(ys_a01[0], ys_a01[1], xb01)
-            xb01 += ys_a01[2]
-            add(ys5[0], ys5[1], xb11)
-            xb11 += ys5[2]
-            out.regime[k] = Y
-            out.comb[k] = xb
-            out.mu[k] = mu
+            # 5. Combination x = Σ μ_j x_j, P = Σ μ_j A_j, and z for the next mixing.
+            einsum("ib,cib->cb", mu, xs, out=xbar)
+            sub(xs, xbar[:, None, :], z_e)
+            mul(z_e, z_es, z_a01)  # e_s e_s, e_v e_s
+            z_a01 += p0x
+            mul(z_ev, z_ev, z_a2)
+            z_a2 += p11
+            einsum("ib,qib->qb", mu, z_a, out=xb[2:5])
 
         # Chunk: innovations z - s̄ and the log-likelihood of the used reports (one log of
         # the product of the chunk's likelihoods, unless that under- or overflows).
         used = out.used[c0:c1]
         inn = out.innovation[c0:c1]
         np.subtract(inputs.z, inn, out=inn)
-        np.add(out.innovation_var[c0:c1], inputs.r - r_use, out=out.innovation_var[c0:c1])
+        if not inputs.all_valid:
+            np.add(out.innovation_var[c0:c1], inputs.r - r_use, out=out.innovation_var[c0:c1])
         np.copyto(totals, 1.0, where=~used)
         prod = totals.prod(axis=0)
         if prod.min() > 1e-290 and prod.max() < 1e290:
             loglik += np.log(prod)
         else:
             loglik += np.log(totals).sum(axis=0)
-        np.copyto(shift, 0.0, where=~used)
-        loglik -= 0.5 * shift.sum(axis=0)
+        np.copyto(offs, 0.0, where=~used)
+        loglik += offs.sum(axis=0)
         if gate is not None:
             np.greater(valid_c, used, out=out.gated[c0:c1])
     return loglik - 0.5 * _LOG_2PI * out.used.sum(axis=0)
@@ -808,14 +913,15 @@ def _imm_block(
 def _likelihood_log_space(
     nu: FloatArray, S: FloatArray, c: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Fallback of the regime-likelihood step in log space (when the scaled sum underflows).
+    """Fallback of the regime-likelihood step in log space (when the scaled sum under- or
+    overflows).
 
-    Returns ``lik`` (3, B), ``total`` (B) and ``m`` (B) with ``lik / total`` the posterior regime
-    probabilities and ``log total - m/2`` the log-likelihood up to ``-log(2π)/2``.
+    Returns ``lik`` (3, B), ``total`` (B) and ``top`` (B) with ``lik / total`` the posterior
+    regime probabilities and ``log total + top`` the log-likelihood up to ``-log(2π)/2``.
     """
     with np.errstate(divide="ignore"):  # log 0 = -inf for a regime with c_j = 0
         log_l = -0.5 * (np.log(S) + nu * nu / S) + np.log(c)
     top = log_l.max(axis=0)
     lik = np.exp(log_l - top)
     total = lik.sum(axis=0)
-    return lik, total, -2.0 * top
+    return lik, total, top
