@@ -213,12 +213,14 @@ def _ou_into(
     out: tuple[FloatArray, FloatArray | None, FloatArray, FloatArray, FloatArray],
     scratch: tuple[FloatArray, FloatArray],
     decay: FloatArray | None = None,
+    decay2: FloatArray | None = None,
 ) -> None:
     """Write ``(F01, F11, Q00, Q01, Q11)`` of one regime for steps ``dt`` (days) into ``out``.
 
     ``out`` and ``scratch`` are C-contiguous arrays of ``dt``'s shape; see the module
     docstring for the formulas (``τ = ∞``: NCV). ``decay``, if given, already holds
-    ``F11 = e^{-dt/τ}`` (then ``out[1]`` is not written and may be None).
+    ``F11 = e^{-dt/τ}`` (then ``out[1]`` is not written and may be None), ``decay2`` its
+    square ``e^{-2dt/τ}``.
     """
     f01, f11, q00, q01, q11 = out
     if math.isinf(tau):
@@ -243,8 +245,11 @@ def _ou_into(
     np.subtract(1.0, decay, out=a)  # a = 1 - e^{-x}
     np.multiply(a, tau, out=f01)
     g = q00
-    np.subtract(2.0, a, out=g)
-    g *= a  # 1 - e^{-2x}
+    if decay2 is None:
+        np.subtract(2.0, a, out=g)
+        g *= a  # 1 - e^{-2x}
+    else:
+        np.subtract(1.0, decay2, out=g)
     np.multiply(g, 0.5 * q * tau, out=q11)
     np.multiply(a, a, out=q01)
     q01 *= 0.5 * q * tau * tau
@@ -628,11 +633,21 @@ class _Coefficients:
         self.ncv = [i for i, tau in enumerate(params.tau) if math.isinf(tau)]
         self.ou = [i for i, tau in enumerate(params.tau) if not math.isinf(tau)]
         lams = switching.lams or []
-        self.n_sw = len(lams)
-        self.rates = np.array(lams + [-1.0 / params.tau[i] for i in self.ou], dtype=np.float64)
-        # Components, each (T, B): exponentials, Π, F01, F11², Q, two OU scratch rows and the
-        # NCV base [dt³/3, dt²/2, dt].
-        self.sizes = (len(self.rates), 9, 3, len(self.ou), 9, 2, 3)
+        self.n_ou, self.n_sw = len(self.ou), len(lams)
+        # Exponents per day: e^{-dt/τ} of the damped regimes, then e^{λ_k dt} of the chain.
+        self.rates = np.array([-1.0 / params.tau[i] for i in self.ou] + lams, dtype=np.float64)
+        # Π = Σ_k C_k [e^{λ_k dt} - 1] + I · 1: one contraction over the em1 rows and a row of
+        # ones (kept after the exponentials in ``ex``).
+        self.caug = (
+            np.concatenate([switching.coefs, np.eye(3)[None]]) if switching.lams else None
+        )
+        ncv = self.ncv
+        contiguous = bool(ncv) and ncv == list(range(ncv[0], ncv[-1] + 1))
+        self.ncv_rows = slice(ncv[0], ncv[-1] + 1) if contiguous else None
+        self.q_ncv = np.array([params.q[i] for i in ncv], dtype=np.float64)[:, None, None]
+        # Components, each (T, B): exponentials (+ ones), Π, F01, F11², Q, two OU scratch rows
+        # and the NCV base [dt³/3, dt²/2, dt].
+        self.sizes = (len(self.rates) + 1, 9, 3, self.n_ou, 9, 2, 3)
         self.buf = np.empty(sum(self.sizes) * n_t * n_b)
         self.shape = (0, 0)
 
@@ -646,29 +661,31 @@ class _Coefficients:
             views.append(self.buf[pos : pos + n_c * size].reshape(n_c, n_t, n_b))
             pos += n_c * size
         self.ex, pis, self.f01, self.f2, q, self.scratch, self.base = views
+        self.ex[-1] = 1.0
         self.pis = pis.reshape(3, 3, n_t, n_b)
         self.q = q.reshape(3, 3, n_t, n_b)
-        self.f11 = self.ex[self.n_sw :]
+        self.f11 = self.ex[: self.n_ou]
 
     def fill(self, dt: FloatArray) -> None:
         if dt.shape != self.shape:
             self._carve(*dt.shape)
-        params, ex, f01, q = self.params, self.ex, self.f01, self.q
+        params, ex, f01, q, n_ou = self.params, self.ex, self.f01, self.q, self.n_ou
         if len(self.rates):
-            np.multiply(dt[None], self.rates[:, None, None], out=ex)
-            np.exp(ex, out=ex)
-        if self.n_sw:
-            em1 = ex[: self.n_sw]
-            em1 -= 1.0  # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0
-            self.switching.fill(dt, self.pis, em1)
+            np.multiply(dt[None], self.rates[:, None, None], out=ex[:-1])
+            np.exp(ex[:-1], out=ex[:-1])
+        if self.caug is not None:
+            em1 = ex[n_ou:]
+            em1[:-1] -= 1.0  # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0
+            np.einsum("mij,mtb->ijtb", self.caug, em1, out=self.pis)
+            np.maximum(self.pis, 0.0, out=self.pis)  # rounding below 0 where Π_ij = 0
         else:
             self.switching.fill(dt, self.pis)
-        x, a = self.scratch
+        x, h = self.scratch
         for m, i in enumerate(self.ou):
-            decay = self.f11[m]
+            decay, f2 = self.f11[m], self.f2[m]
+            np.multiply(decay, decay, out=f2)
             cols = (f01[i], None, q[0, i], q[1, i], q[2, i])
-            _ou_into(dt, params.q[i], params.tau[i], cols, (x, a), decay=decay)
-            np.multiply(decay, decay, out=self.f2[m])
+            _ou_into(dt, params.q[i], params.tau[i], cols, (x, h), decay=decay, decay2=f2)
         if self.ncv:
             base = self.base
             np.multiply(dt, dt, out=base[1])
@@ -676,9 +693,13 @@ class _Coefficients:
             base[0] /= 3.0  # dt³/3
             base[1] *= 0.5  # dt²/2
             np.copyto(base[2], dt)
-            for i in self.ncv:
-                np.copyto(f01[i], dt)
-                np.multiply(base, params.q[i], out=q[:, i])
+            if self.ncv_rows is not None:
+                np.copyto(f01[self.ncv_rows], dt)
+                np.multiply(base[:, None], self.q_ncv, out=q[:, self.ncv_rows])
+            else:
+                for i in self.ncv:
+                    np.copyto(f01[i], dt)
+                    np.multiply(base, params.q[i], out=q[:, i])
 
 
 @dataclass
@@ -695,14 +716,12 @@ class _Work:
         self.totals = np.empty((self.n_t, b))
         self.offs = np.empty((self.n_t, b))
         self.z = np.empty((5, 3, b))
-        self.mix = np.empty((5, 3, b))
         self.w = np.empty((3, 3, b))
         self.t2 = np.empty((2, 3, b))
         self.gain = np.empty((2, 3, b))
         self.rows = np.empty((8, 3, b))
         self.ed = np.empty((2, b))
         self.first = np.empty((5, 3, b))
-        self.xbar0 = np.empty((2, b))
 
 
 def _imm_block(
@@ -740,12 +759,10 @@ def _imm_block(
     inputs, coefs = work.inputs, work.coefs
     n_b = x0.shape[0]
     totals_all, offs_all = work.totals[:, :n_b], work.offs[:, :n_b]
-    z, mix, wgt, t2, gain = (
-        a[..., :n_b] for a in (work.z, work.mix, work.w, work.t2, work.gain)
-    )
+    z, wgt, t2, gain = (a[..., :n_b] for a in (work.z, work.w, work.t2, work.gain))
     t3, u3, nu, inv_s, nn, lik, c, ic = work.rows[..., :n_b]
     ed = work.ed[:, :n_b]
-    first, xbar0 = work.first[..., :n_b], work.xbar0[:, :n_b]
+    first = work.first[..., :n_b]
     mul, add, sub, copyto, divide, einsum = (
         np.multiply, np.add, np.subtract, np.copyto, np.divide, np.einsum
     )
@@ -753,7 +770,6 @@ def _imm_block(
     ou = coefs.ou
     regime, comb, mu_all = out.regime, out.comb, out.mu
     z_e, z_es, z_ev, z_a01, z_a2, z_a = z[0:2], z[0], z[1], z[2:4], z[4], z[2:5]
-    mix_d, mix_ds, mix_dv, mix_a01, mix_a2 = mix[0:2], mix[0], mix[1], mix[2:4], mix[4]
     nn_02, nn_1, c_02, lik_02 = nn[::2], nn[1], c[::2], lik[::2]
 
     # All regimes start from the prior: e = 0, A = P0.
@@ -761,8 +777,8 @@ def _imm_block(
     first[2] = P0[:, 0, 0, None].T
     first[3] = P0[:, 0, 1, None].T
     first[4] = P0[:, 1, 1, None].T
-    xbar0[...] = x0.T
     mu0 = np.broadcast_to(np.asarray(params.mu0, dtype=np.float64)[:, None], (3, n_b))
+    mu0_all = bool(min(params.mu0) > _C_MIN)
     z_e[...] = 0.0
     z_a[...] = first[2:5]
     loglik = np.zeros(n_b)
@@ -783,41 +799,46 @@ def _imm_block(
             xs, p0x = Y[0:2], Y[2:4]
             xb, mu = comb[k], mu_all[k]
             xbar = xb[0:2]
-            if k:
-                xprev, mu_prev = comb[k - 1, 0:2], mu_all[k - 1]
+            if not k:
+                # No time passes before the first slot (Π = I, F = I, Q = 0): every regime
+                # holds the prior, with the initial probabilities; mixing and prediction
+                # would change nothing.
+                copyto(Y, first)
+                copyto(c, mu0)
+                c_all = mu0_all
             else:
-                xprev, mu_prev = xbar0, mu0
+                xprev, mu_prev = comb[k - 1, 0:2], mu_all[k - 1]
+                # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, mix[:, j] = Σ_i w_ij z_i.
+                pj = pis[:, :, j]
+                einsum("ijb,ib->jb", pj, mu_prev, out=c)
+                c_all = bool(c.min() > _C_MIN)
+                divide(1.0, c if c_all else np.where(c > _C_MIN, c, 1.0), out=ic)
+                einsum("ijb,ib,jb->ijb", pj, mu_prev, ic, out=wgt)
+                # Y = [d_s, d_v, ΣwA00, ΣwA01, ΣwA11], then x0 = x̄ + d, P0 = ΣwA - d dᵀ.
+                einsum("qib,ijb->qjb", z, wgt, out=Y)
+                mul(xs, s, t2)  # d_s d_s, d_v d_s
+                p0x -= t2
+                mul(v, v, t3)
+                p11 -= t3
+                xs += xprev[:, None, :]
+                if not c_all:  # a regime with c_j ≈ 0 keeps its estimate
+                    copyto(Y, regime[k - 1], where=c <= _C_MIN)
 
-            # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, mix[:, j] = Σ_i w_ij z_i.
-            pj = pis[:, :, j]
-            einsum("ijb,ib->jb", pj, mu_prev, out=c)
-            c_all = bool(c.min() > _C_MIN)
-            divide(1.0, c if c_all else np.where(c > _C_MIN, c, 1.0), out=ic)
-            einsum("ijb,ib,jb->ijb", pj, mu_prev, ic, out=wgt)
-            einsum("qib,ijb->qjb", z, wgt, out=mix)
-            add(mix_d, xprev[:, None, :], xs)
-            mul(mix_d, mix_ds, t2)  # d_s d_s, d_v d_s
-            sub(mix_a01, t2, p0x)
-            mul(mix_dv, mix_dv, t3)
-            sub(mix_a2, t3, p11)
-            if not c_all:  # a regime with c_j ≈ 0 keeps its estimate
-                copyto(Y, regime[k - 1] if k else first, where=c <= _C_MIN)
-
-            # 2. Per-regime prediction: s += F01 v, P00 += F01 (2 P01 + F01 P11) + Q00,
-            # P01 = F11 (P01 + F01 P11) + Q01, P11 = F11² P11 + Q11, v *= F11.
-            a01 = f01[:, j]
-            mul(Y[1::3], a01, t2)  # F01 v, F01 P11
-            s += t2[0]
-            add(t2[1], p01, t3)  # P01 + F01 P11
-            add(t3, p01, u3)
-            u3 *= a01
-            p00 += u3
-            for m, i in enumerate(ou):
-                t3[i] *= f11[m, j]
-                v[i] *= f11[m, j]
-                p11[i] *= f2[m, j]
-            add(t3, qc[1, :, j], p01)
-            Y[2::2] += qc[0::2, :, j]  # P00 += Q00, P11 += Q11
+                # 2. Per-regime prediction: s += F01 v, P00 += F01 (2 P01 + F01 P11) + Q00,
+                # P01 = F11 (P01 + F01 P11) + Q01, P11 = F11² P11 + Q11, v *= F11.
+                a01 = f01[:, j]
+                mul(Y[1::3], a01, t2)  # F01 v, F01 P11
+                s += t2[0]
+                add(t2[1], p01, t3)  # P01 + F01 P11
+                add(t3, p01, u3)
+                u3 *= a01
+                p00 += u3
+                for m, i in enumerate(ou):
+                    t3[i] *= f11[m, j]
+                    v[i] *= f11[m, j]
+                    p11[i] *= f2[m, j]
+                add(t3, qc[1, :, j], p01)
+                Y[2::2] += qc[0::2, :, j]  # P00 += Q00, P11 += Q11
 
             # 3. Combined prediction s̄ = Σ c_j s_j, S̄ = Σ c_j (P00_j + (s_j - s̄)²) + r; gate.
             zk = z_use[j]
