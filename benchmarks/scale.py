@@ -5,12 +5,17 @@ What runs (per bucket of the Parquet archive, partitioned by force hash; one tas
 read the bucket's columns, keep the reports received by the cut-off (bitemporal rule), the
 columnar estimator (:mod:`warroom.estimate.columnar`: Kalman filter + RTS smoother with the
 leave-one-out outlier test, then the 3-regime IMM, batched over all forces of the bucket), and
-the forecast engine's Monte Carlo to each force's race objective; the races' P(first) are
-summarised once over all buckets' samples on the client.
+the forecast engine's Monte Carlo to each force's race objective with its silence rule, also
+batched over forces (plans as arrays, no Python object per force or report; the same numbers
+as the per-force path); the races' P(first) are summarised once over all buckets' samples on
+the client. Run locally (in the main thread) the Monte Carlo splits its samples between forked
+processes, one per core, as the forecast engine does for any large run; a cluster's workers
+run one task at a time each.
 
 The archive (:mod:`warroom.archive.bulk`) is generated with NumPy along simple straight routes
 and carries km along the route (``s_km``): the projection of lat/lon onto routes is NOT part
-of what is measured here (benchmarks/ingest.py and the estimate's own tests cover it).
+of what is measured here (benchmarks/ingest.py and the estimate's own tests cover it). Its
+files are encoded as ``warroom export --parquet`` writes them (times delta-encoded).
 
 Figures per size (10^5, 10^6, 10^7 reports) and engine: seconds and reports/s estimated end
 to end (read + as-of cut + sort/pad + filters; wall clock), seconds and forces/s with the

@@ -9,7 +9,10 @@ The reports have the archive's report columns (source, report_id, force, observe
 received_at, uncertainty_km, grade, event) and, instead of a position, ``s_km``: km along the
 force's route, as the estimator measures it. The projection of lat/lon onto a route (the
 costly per-report geometry of :mod:`warroom.geo`) is therefore not part of what these archives
-measure: they measure the filtering at scale. ``lat``/``lon`` are null.
+measure: they measure the filtering at scale. ``lat``/``lon`` are null. Files are encoded as
+the archive's (:func:`warroom.archive.parquet.file_options`: times delta-encoded) and rows
+written in the order generated (by force, each force's reports in time order): the same
+files for the same spec every time.
 
 The world is simple on purpose: each force advances along its own straight route from
 ``s0`` km (uniform 0..50) at its own pace (log-normal, median 25 km/day, log-sd 0.5), and 30 %

@@ -2,20 +2,24 @@
 
 The archive is :mod:`warroom.archive.bulk`'s: reports with ``s_km`` already along the route,
 partitioned by force hash. A task reads one bucket's columns (or a few buckets' as one batch:
-force, observed_at, received_at, s_km, uncertainty_km), keeps the reports received by
-``as_of`` (the bitemporal rule), estimates every force of the bucket with
-:func:`warroom.estimate.columnar.estimate_columns` (no Python object per report or force) and,
-if asked, forecasts each force's
-arrival at its race's objective with the forecast engine's own
-:func:`~warroom.forecast.engine.simulate_full` and
-:func:`~warroom.forecast.engine.silence_index` (the counter-based generator: the samples of a
-force are the same in any bucket, on any worker). The races are summarised once, over every
-bucket's arrival samples (:func:`race_odds`).
+force, observed_at, received_at, s_km, uncertainty_km) straight from its Parquet files into
+NumPy arrays, keeps the reports received by ``as_of`` (the bitemporal rule), estimates every
+force of the bucket with :func:`warroom.estimate.columnar.estimate_columns` and, if asked,
+forecasts each force's arrival at its race's objective with the forecast engine's own Monte
+Carlo (:func:`~warroom.forecast.engine.simulate_columns`, the counter-based generator: the
+samples of a force are the same in any bucket, on any worker) and silence rule
+(:func:`silence_rows`, :func:`~warroom.forecast.engine.silence_index`'s numbers). No Python
+object is made per report or per force: force ids stay Arrow strings (looked up once per
+bucket, hashed for the random numbers by :func:`crc32` on the Arrow buffers) and the plans
+are arrays (:class:`~warroom.forecast.engine.PlanColumns`). The races are summarised once,
+over every bucket's arrival samples (:func:`race_odds`).
 
 At this scale the plans are simpler than :func:`warroom.forecast.plan.plan`'s: a straight route
 to one objective (no obstacles, halt lines or supply base), the prior speed medians (no pace
 learned from the smoothed history, which the columnar estimate does not keep), and the regime
-split of :func:`warroom.forecast.plan._start_regime` done on arrays.
+split of :func:`warroom.forecast.plan._start_regime` done on arrays. :func:`plans_of` gives
+the same plans as :class:`~warroom.forecast.plan.ForcePlan` objects (the per-force path the
+tests compare with).
 """
 
 from __future__ import annotations
