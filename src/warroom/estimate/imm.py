@@ -581,7 +581,8 @@ class _ChunkInputs:
         self.buf_v = np.empty((n_t, n_b), dtype=bool)
         self.all_valid = True
 
-    def load(self, sl: slice, c0: int, c1: int) -> None:
+    def load(self, sl: slice, c0: int, c1: int, dt_out: FloatArray | None = None) -> None:
+        """Load slots ``c0:c1`` of forces ``sl``; ``dt`` goes to ``dt_out`` if given."""
         t, z, r, valid = self.src
         n_t, n_b = c1 - c0, sl.stop - sl.start
         tb = self.buf_t[: n_t + 1, :n_b]
@@ -591,7 +592,7 @@ class _ChunkInputs:
         else:
             np.copyto(tb, t[sl, c0 - 1 : c1].T)
         dt, zz, rr, zu, ru = (b[:n_t, :n_b] for b in self.buf)
-        self.dt = np.subtract(tb[1:], tb[:-1], out=dt)
+        self.dt = np.subtract(tb[1:], tb[:-1], out=dt if dt_out is None else dt_out)
         self.z, self.r = zz, rr
         np.copyto(zz, z[sl, c0:c1].T)
         np.copyto(rr, r[sl, c0:c1].T)
@@ -617,8 +618,9 @@ class _Coefficients:
     rows):
 
     - ``pis`` ``(3, 3, T, B)``: ``Π_ij(dt)``;
-    - ``f01`` ``(3, T, B)``: ``F01`` of each regime (``dt`` for NCV, ``τ(1 - e^{-dt/τ})``
-      otherwise);
+    - ``f01`` ``(3, T, B)``: ``F01`` of each regime (``τ(1 - e^{-dt/τ})``, or ``dt`` for NCV;
+      the NCV rows are left unset when those regimes are adjacent, :attr:`ncv_rows`, and
+      the prediction multiplies by ``dt`` directly);
     - ``f11``, ``f2`` ``(R, T, B)``: ``F11 = e^{-dt/τ}`` and ``F11²`` of the ``R`` damped
       regimes (:attr:`ou`; for NCV ``F11 = 1`` and nothing is stored);
     - ``q`` ``(3, 3, T, B)``: ``Q00, Q01, Q11`` (first axis) of each regime (second axis).
@@ -649,7 +651,7 @@ class _Coefficients:
         # and the NCV base [dt³/3, dt²/2, dt].
         self.sizes = (len(self.rates) + 1, 9, 3, self.n_ou, 9, 2, 3)
         self.buf = np.empty(sum(self.sizes) * n_t * n_b)
-        self.shape = (0, 0)
+        self._carve(n_t, n_b)
 
     def _carve(self, n_t: int, n_b: int) -> None:
         """Contiguous views of ``buf`` for ``(n_t, n_b)`` steps × forces."""
@@ -662,9 +664,16 @@ class _Coefficients:
             pos += n_c * size
         self.ex, pis, self.f01, self.f2, q, self.scratch, self.base = views
         self.ex[-1] = 1.0
+        self.dt = self.base[2]
         self.pis = pis.reshape(3, 3, n_t, n_b)
         self.q = q.reshape(3, 3, n_t, n_b)
         self.f11 = self.ex[: self.n_ou]
+
+    def dt_buffer(self, n_t: int, n_b: int) -> FloatArray:
+        """The array :meth:`fill` reads ``dt`` from without a copy (for the loader)."""
+        if (n_t, n_b) != self.shape:
+            self._carve(n_t, n_b)
+        return self.dt
 
     def fill(self, dt: FloatArray) -> None:
         if dt.shape != self.shape:
@@ -692,9 +701,10 @@ class _Coefficients:
             np.multiply(base[1], dt, out=base[0])
             base[0] /= 3.0  # dt³/3
             base[1] *= 0.5  # dt²/2
-            np.copyto(base[2], dt)
+            if dt is not self.dt:  # (the loader may have written it there already)
+                np.copyto(base[2], dt)
             if self.ncv_rows is not None:
-                np.copyto(f01[self.ncv_rows], dt)
+                # F01 = dt is read from ``dt`` itself by the prediction.
                 np.multiply(base[:, None], self.q_ncv, out=q[:, self.ncv_rows])
             else:
                 for i in self.ncv:
@@ -783,12 +793,15 @@ def _imm_block(
     z_a[...] = first[2:5]
     loglik = np.zeros(n_b)
 
-    for c0 in range(0, n, _CHUNK):
-        c1 = min(c0 + _CHUNK, n)
-        inputs.load(sl, c0, c1)
-        z_use, r_use, valid_c = inputs.z_use, inputs.r_use, inputs.valid
+    ncv_rows = coefs.ncv_rows
+    for c0, c1 in _chunks(n, _CHUNK):
+        if c0:
+            inputs.load(sl, c0, c1, coefs.dt_buffer(c1 - c0, n_b))
+            coefs.fill(inputs.dt)
+        else:  # the first slot needs no coefficients
+            inputs.load(sl, c0, c1)
+        z_use, r_use, valid_c, dts = inputs.z_use, inputs.r_use, inputs.valid, inputs.dt
         chunk_ok = inputs.all_valid and gate is None
-        coefs.fill(inputs.dt)
         pis, f01, f11, f2, qc = coefs.pis, coefs.f01, coefs.f11, coefs.f2, coefs.q
         totals, offs = totals_all[: c1 - c0], offs_all[: c1 - c0]
 
@@ -826,12 +839,23 @@ def _imm_block(
 
                 # 2. Per-regime prediction: s += F01 v, P00 += F01 (2 P01 + F01 P11) + Q00,
                 # P01 = F11 (P01 + F01 P11) + Q01, P11 = F11² P11 + Q11, v *= F11.
-                a01 = f01[:, j]
-                mul(Y[1::3], a01, t2)  # F01 v, F01 P11
+                if ncv_rows is None:
+                    a01 = f01[:, j]
+                    mul(Y[1::3], a01, t2)  # F01 v, F01 P11
+                else:
+                    dt_j = dts[j]
+                    mul(Y[1::3, ncv_rows], dt_j, t2[:, ncv_rows])
+                    for i in ou:
+                        mul(Y[1::3, i], f01[i, j], t2[:, i])
                 s += t2[0]
                 add(t2[1], p01, t3)  # P01 + F01 P11
                 add(t3, p01, u3)
-                u3 *= a01
+                if ncv_rows is None:
+                    u3 *= a01
+                else:
+                    u3[ncv_rows] *= dt_j
+                    for i in ou:
+                        u3[i] *= f01[i, j]
                 p00 += u3
                 for m, i in enumerate(ou):
                     t3[i] *= f11[m, j]
@@ -929,6 +953,16 @@ def _imm_block(
         if gate is not None:
             np.greater(valid_c, used, out=out.gated[c0:c1])
     return loglik - 0.5 * _LOG_2PI * out.used.sum(axis=0)
+
+
+def _chunks(n: int, size: int) -> list[tuple[int, int]]:
+    """Slot ranges of the time loop: the first slot alone (no time passes before it, no
+    coefficients), then the rest in near-equal chunks of at most ``size`` slots."""
+    if n <= 1:
+        return [(0, n)] if n else []
+    m = -(-(n - 1) // size)
+    edges = [1 + (n - 1) * i // m for i in range(m + 1)]
+    return [(0, 1)] + list(zip(edges[:-1], edges[1:], strict=True))
 
 
 def _likelihood_log_space(
