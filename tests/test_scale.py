@@ -238,6 +238,7 @@ def test_columnar_forecast_equals_the_per_force_forecast(bulk: Path) -> None:
     force the arrivals that the per-force path (plans_of, simulate_full, silence_index)
     gives it."""
     from warroom.engine.columnar import (
+        eta_quantiles,
         forecast_columns,
         plans_of,
         read_buckets,
@@ -268,6 +269,8 @@ def test_columnar_forecast_equals_the_per_force_forecast(bulk: Path) -> None:
         redrawn += int((k != np.arange(fp.samples)).any())
     assert redrawn > 0  # the silence rule was exercised
     assert np.isinf(got[est.n_used == 0]).all()
+    assert np.array_equal(eta_quantiles(got),
+                          np.quantile(got, [0.1, 0.5, 0.9], axis=1, method="inverted_cdf").T)
     assert start_regime(est.mu[rows], est.v[rows], fp).shape == (len(rows), 3)
     # silence_rows alone, on random patterns of contradicted samples
     rs = np.random.default_rng(1)

@@ -393,6 +393,19 @@ def keep_freed_memory() -> None:
         pass
 
 
+ETA_LEVELS = (0.1, 0.5, 0.9)
+
+
+def eta_quantiles(arr: np.ndarray) -> np.ndarray:
+    """Each row's p10, p50 and p90 (``(F, 3)``), as ``np.quantile(..., method="inverted_cdf")``
+    gives them: order statistics, here read off one sort of each row (a few samples per force:
+    sorting is several times quicker than NumPy's partition by row)."""
+    if np.isnan(arr).any():  # (quantile's nan rule)
+        return np.quantile(arr, ETA_LEVELS, axis=1, method="inverted_cdf").T
+    k = np.quantile(np.arange(arr.shape[1]), ETA_LEVELS, method="inverted_cdf").astype(np.intp)
+    return np.sort(arr, axis=1)[:, k]
+
+
 def _peak_rss_mb() -> float:
     """This process's peak resident memory (MiB). On Linux the high-water mark of its own
     address space (``VmHWM``): ``ru_maxrss`` would also count the parent's memory at the
@@ -430,7 +443,7 @@ def run_bucket(buckets: int | list[int], *, archive: str, as_of: int,
         arr = forecast_columns(b, est, as_of, forecast_params,
                                np.asarray(ep.imm.rates, dtype=float))
         res.arrivals = arr
-        res.eta = np.quantile(arr, [0.1, 0.5, 0.9], axis=1, method="inverted_cdf").T
+        res.eta = eta_quantiles(arr)
         res.seconds["forecast"] = time.perf_counter() - t2
     res.peak_rss_mb = _peak_rss_mb()
     return res

@@ -87,6 +87,29 @@ def seed_state(words: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([halves[2 * k] | (halves[2 * k + 1] << _S32) for k in range(4)])
 
 
+def _step(hi: np.ndarray, lo: np.ndarray, inc_hi: np.ndarray, inc_lo: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray]:
+    """PCG64's state step: ``state * multiplier + increment`` (mod 2**128) on (hi, lo)
+    halves."""
+    a0, a1 = lo & _LO32, lo >> _S32
+    b0, b1 = _MUL_LO & _LO32, _MUL_LO >> _S32
+    p00, p01, p10 = a0 * b0, a0 * b1, a1 * b0
+    mid = (p00 >> _S32) + (p01 & _LO32) + (p10 & _LO32)
+    new_hi = a1 * b1 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)  # high half of lo * b
+    new_hi += lo * _MUL_HI + hi * _MUL_LO
+    new_lo = lo * _MUL_LO
+    lo2 = new_lo + inc_lo
+    new_hi += inc_hi + (lo2 < new_lo)
+    return new_hi, lo2
+
+
+def _output(hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+    """XSL-RR: the two halves xor-ed, rotated right by the state's top 6 bits."""
+    x = hi ^ lo
+    rot = hi >> _S58
+    return (x >> rot) | (x << ((np.uint64(64) - rot) & _S63))
+
+
 class PCG64s:
     """Many PCG64 generators, seeded as ``Generator(PCG64(SeedSequence(entropy)))``."""
 
@@ -95,35 +118,17 @@ class PCG64s:
         # increment: (s2:s3) << 1 | 1; state: 0, step, += (s0:s1), step
         self.inc_hi = (s[2] << _ONE) | (s[3] >> _S63)
         self.inc_lo = (s[3] << _ONE) | _ONE
-        self.hi, self.lo = self.inc_hi.copy(), self.inc_lo.copy()
-        lo = self.lo + s[1]
-        self.hi += s[0] + (lo < self.lo)
-        self.lo = lo
-        self._step(slice(None))
+        lo = self.inc_lo + s[1]
+        hi = self.inc_hi + s[0] + (lo < self.inc_lo)
+        self.hi, self.lo = _step(hi, lo, self.inc_hi, self.inc_lo)
         self.has32 = np.zeros(len(self.lo), dtype=bool)   # a high half waiting
         self.buf32 = np.zeros(len(self.lo), dtype=np.uint64)
 
-    def _step(self, at: slice | np.ndarray) -> None:
-        """state = state * multiplier + increment (mod 2**128) for the generators ``at``."""
-        hi, lo = self.hi[at], self.lo[at]
-        a0, a1 = lo & _LO32, lo >> _S32
-        b0, b1 = _MUL_LO & _LO32, _MUL_LO >> _S32
-        p00, p01, p10 = a0 * b0, a0 * b1, a1 * b0
-        mid = (p00 >> _S32) + (p01 & _LO32) + (p10 & _LO32)
-        carry_hi = a1 * b1 + (p01 >> _S32) + (p10 >> _S32) + (mid >> _S32)
-        new_lo = lo * _MUL_LO
-        new_hi = carry_hi + lo * _MUL_HI + hi * _MUL_LO
-        lo2 = new_lo + self.inc_lo[at]
-        new_hi += self.inc_hi[at] + (lo2 < new_lo)
-        self.hi[at], self.lo[at] = new_hi, lo2
-
     def next64(self, at: np.ndarray) -> np.ndarray:
         """The next 64-bit output of the generators ``at`` (XSL-RR of the stepped state)."""
-        self._step(at)
-        hi = self.hi[at]
-        x = hi ^ self.lo[at]
-        rot = hi >> _S58
-        return (x >> rot) | (x << ((np.uint64(64) - rot) & _S63))
+        hi, lo = _step(self.hi[at], self.lo[at], self.inc_hi[at], self.inc_lo[at])
+        self.hi[at], self.lo[at] = hi, lo
+        return _output(hi, lo)
 
     def next32(self, at: np.ndarray) -> np.ndarray:
         """The next 32-bit draw (as uint64) of the generators ``at``: a waiting high half, else
@@ -143,12 +148,13 @@ class PCG64s:
 
     def integers(self, pop: np.ndarray, count: np.ndarray) -> np.ndarray:
         """``integers(0, pop[g], size=count[g])`` of each generator ``g`` (``1 <= pop <=
-        2**32``): ``(G, max(count))`` int64, -1 beyond a generator's count."""
+        2**32``): ``(G, max(count))`` int64, -1 beyond a generator's count. Lemire's method:
+        a draw whose ``draw * pop`` has a low half below ``(2**32 - pop) % pop`` is rejected
+        and drawn again."""
         pop = np.asarray(pop, dtype=np.uint64)
         count = np.asarray(count)
         width = int(count.max(initial=0))
         out = np.full((len(pop), width), -1, dtype=np.int64)
-        # Lemire: m = draw * pop; its low half below (2**32 - pop) % pop is rejected
         threshold = (np.uint64(_M32) - (pop - _ONE)) % pop
         for j in range(width):
             at = np.flatnonzero(count > j)
