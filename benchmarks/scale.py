@@ -206,17 +206,21 @@ def main() -> None:
         if not a.dir:
             shutil.rmtree(root, ignore_errors=True)
 
-    print("\nscaling (wall seconds per million reports, second pass; linear = flat):")
+    print("\nscaling (wall seconds per million reports, second pass; linear = flat; and how "
+          "much longer each size took than the one 10x smaller: linear = x10):")
     for name, key in (("local estimate", ("l", "estimate")), ("local + forecast",
                                                                ("l", "forecast")),
                       ("dask estimate", ("c", "estimate")), ("dask + forecast",
                                                               ("c", "forecast"))):
         if a.samples == 0 and key[1] == "forecast":
             continue
-        per = [(r[1] if key[0] == "l" else r[2])[key[1]]["wall"] / (r[0] / 1e6) for r in rows]
+        walls = [(r[1] if key[0] == "l" else r[2])[key[1]]["wall"] for r in rows]
+        per = [w / (r[0] / 1e6) for w, r in zip(walls, rows, strict=True)]
+        grow = " then ".join(f"x{b / a:.1f}" for a, b in zip(walls, walls[1:], strict=False))
+        fit = f"; time {grow}" if grow else ""
         print(f"  {name:<17}" + "  ".join(f"10^{int(np.log10(r[0]))}: {x:6.2f}"
                                             for r, x in zip(rows, per, strict=True))
-              + f"   (largest/smallest {max(per) / min(per):.2f})")
+              + f"   (largest/smallest {max(per) / min(per):.2f}{fit})")
     big, loc, clu = rows[-1]
     rate = big / loc["estimate"]["wall"]
     ratio = clu["estimate"]["wall"] / loc["estimate"]["wall"]
