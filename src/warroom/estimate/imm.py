@@ -95,6 +95,8 @@ _BLOCK = 8192
 _CHUNK = 4
 #: NumPy's ufunc buffer (elements) while filtering: no larger than a block's rows.
 _BUFSIZE = 1024
+#: Bytes per memory page (the smallest; one write per page faults the output in).
+_PAGE = 4096
 #: Predicted regime probabilities ``c_j`` at or below this are treated as 0 in the mixing (the
 #: regime keeps its own estimate): mixing weights built from subnormal numbers are inexact.
 _C_MIN = 1e-280
@@ -494,6 +496,10 @@ def imm_filter(
         gated=np.zeros((n, n_f), dtype=bool),
     )
     loglik = np.zeros(n_f)
+    # Fault the output pages in now, one sequential pass (the kernel zeroes them): faulted in
+    # the middle of the computation, zeroing a 2 MB page would evict the working set.
+    for a in out.arrays():
+        a.reshape(-1).view(np.uint8)[::_PAGE] = 0
     # Blocks of equal size (no small remainder block: a step costs the same calls for few
     # forces as for many).
     block = -(-max(n_f, 1) // -(-max(n_f, 1) // _BLOCK))
@@ -638,18 +644,15 @@ class _Coefficients:
         self.n_ou, self.n_sw = len(self.ou), len(lams)
         # Exponents per day: e^{-dt/τ} of the damped regimes, then e^{λ_k dt} of the chain.
         self.rates = np.array([-1.0 / params.tau[i] for i in self.ou] + lams, dtype=np.float64)
-        # Π = Σ_k C_k [e^{λ_k dt} - 1] + I · 1: one contraction over the em1 rows and a row of
-        # ones (kept after the exponentials in ``ex``).
-        self.caug = (
-            np.concatenate([switching.coefs, np.eye(3)[None]]) if switching.lams else None
-        )
+        # Π = I + Σ_k C_k [e^{λ_k dt} - 1]: one contraction over the em1 rows.
+        self.cterms = switching.coefs if switching.lams else None
         ncv = self.ncv
         contiguous = bool(ncv) and ncv == list(range(ncv[0], ncv[-1] + 1))
         self.ncv_rows = slice(ncv[0], ncv[-1] + 1) if contiguous else None
         self.q_ncv = np.array([params.q[i] for i in ncv], dtype=np.float64)[:, None, None]
-        # Components, each (T, B): exponentials (+ ones), Π, F01, F11², Q, two OU scratch rows
-        # and the NCV base [dt³/3, dt²/2, dt].
-        self.sizes = (len(self.rates) + 1, 9, 3, self.n_ou, 9, 2, 3)
+        # Components, each (T, B): exponentials, Π, F01, F11², Q, two OU scratch rows and the
+        # NCV base [dt³/3, dt²/2, dt].
+        self.sizes = (len(self.rates), 9, 3, self.n_ou, 9, 2, 3)
         self.buf = np.empty(sum(self.sizes) * n_t * n_b)
         self._carve(n_t, n_b)
 
@@ -663,9 +666,9 @@ class _Coefficients:
             views.append(self.buf[pos : pos + n_c * size].reshape(n_c, n_t, n_b))
             pos += n_c * size
         self.ex, pis, self.f01, self.f2, q, self.scratch, self.base = views
-        self.ex[-1] = 1.0
         self.dt = self.base[2]
         self.pis = pis.reshape(3, 3, n_t, n_b)
+        self.pis_diag = pis[::4]  # Π_00, Π_11, Π_22
         self.q = q.reshape(3, 3, n_t, n_b)
         self.f11 = self.ex[: self.n_ou]
 
@@ -680,12 +683,13 @@ class _Coefficients:
             self._carve(*dt.shape)
         params, ex, f01, q, n_ou = self.params, self.ex, self.f01, self.q, self.n_ou
         if len(self.rates):
-            np.multiply(dt[None], self.rates[:, None, None], out=ex[:-1])
-            np.exp(ex[:-1], out=ex[:-1])
-        if self.caug is not None:
+            np.multiply(dt[None], self.rates[:, None, None], out=ex)
+            np.exp(ex, out=ex)
+        if self.cterms is not None:
             em1 = ex[n_ou:]
-            em1[:-1] -= 1.0  # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0
-            np.einsum("mij,mtb->ijtb", self.caug, em1, out=self.pis)
+            em1 -= 1.0  # e^{λ dt} - 1: absolute error ~1e-16, exactly 0 at dt = 0
+            np.einsum("mij,mtb->ijtb", self.cterms, em1, out=self.pis)
+            self.pis_diag += 1.0
             np.maximum(self.pis, 0.0, out=self.pis)  # rounding below 0 where Π_ij = 0
         else:
             self.switching.fill(dt, self.pis)
