@@ -323,6 +323,52 @@ def test_blocking_does_not_change_results(monkeypatch: pytest.MonkeyPatch) -> No
         np.testing.assert_allclose(getattr(small, name), getattr(res, name), rtol=1e-13, atol=1e-13)
 
 
+def test_a_forces_numbers_do_not_depend_on_its_block(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Forces filtered in blocks of two (the smallest block), alone, or all together with
+    forces whose reports are missing, gated or far off (likelihoods redone in log space) get
+    bit-for-bit the same numbers: the columnar estimator relies on it."""
+    b = make_batch(5, 8, 30)
+    z = b.z.copy()
+    k = 10 + int(np.argmax(b.valid[0, 10:]))
+    z[0, k] += 1e5  # ~10⁴ σ from every regime: the likelihood ratios overflow
+    params = random_params(3)
+    log_space = imm._likelihood_log_space
+    calls: list[int] = []
+
+    def counted(*args: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        calls.append(args[0].shape[1])
+        return log_space(*args)
+
+    monkeypatch.setattr(imm, "_likelihood_log_space", counted)
+    for gate in (None, 9.0):
+        res = imm_filter(b.t, z, b.r, b.valid, b.x0, b.P0, params, gate=gate)
+        monkeypatch.setattr(imm, "_BLOCK", 1)
+        pairs = imm_filter(b.t, z, b.r, b.valid, b.x0, b.P0, params, gate=gate)
+        monkeypatch.setattr(imm, "_BLOCK", 8192)
+        for name in IMMResult.__dataclass_fields__:
+            np.testing.assert_array_equal(getattr(pairs, name), getattr(res, name), name)
+        for f in (0, 1):
+            one = slice(f, f + 1)
+            alone = imm_filter(b.t[one], z[one], b.r[one], b.valid[one], b.x0[one], b.P0[one],
+                               params, gate=gate)
+            for name in IMMResult.__dataclass_fields__:
+                np.testing.assert_array_equal(getattr(alone, name), getattr(res, name)[one], name)
+        assert res.gated.any() == (gate is not None)
+    assert calls and max(calls) < 8  # the log-space path ran, for the affected forces only
+    assert not b.valid.all()
+
+
+@pytest.mark.parametrize("n_slots", [0, 1, 2, 5])
+def test_short_histories(n_slots: int) -> None:
+    """No slot, a first slot only (no time step), and chunks shorter than a block's."""
+    b = make_batch(2, 3, 6)
+    t, z, r, valid = (a[:, :n_slots] for a in (b.t, b.z, b.r, b.valid))
+    res = imm_filter(t, z, r, valid, b.x0, b.P0)
+    assert res.x.shape == (3, n_slots, 2) and res.mu.shape == (3, n_slots, 3)
+    if n_slots:
+        compare(res, reference_imm(t, z, r, valid, b.x0, b.P0, IMMParams(), None))
+
+
 def test_permuting_forces_permutes_results() -> None:
     b = make_batch(6, 9, 30)
     perm = np.random.default_rng(0).permutation(9)

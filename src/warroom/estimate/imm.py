@@ -482,6 +482,12 @@ def imm_filter(
     IMMResult
     """
     tt, zz, rr, vv, xx0, pp0 = _prepare_inputs(t, z, r, valid, x0, P0)
+    n_given = tt.shape[0]
+    if n_given == 1:
+        # A lone force is filtered as a pair with itself: blocks always hold at least two
+        # forces, so that ``einsum`` keeps the force axis innermost and sums over regimes in
+        # the same order as for any other block (the same numbers, bit for bit).
+        tt, zz, rr, vv, xx0, pp0 = (np.concatenate([a, a]) for a in (tt, zz, rr, vv, xx0, pp0))
     n_f, n = tt.shape
     # Time-major storage, one contiguous write per step: per regime (N, 5, 3, F) and combined
     # (N, 5, F), rows [s, v, P00, P01, P11]; the result holds transposed views, the 2×2
@@ -500,9 +506,11 @@ def imm_filter(
     # the middle of the computation, zeroing a 2 MB page would evict the working set.
     for a in out.arrays():
         a.reshape(-1).view(np.uint8)[::_PAGE] = 0
-    # Blocks of equal size (no small remainder block: a step costs the same calls for few
-    # forces as for many).
-    block = -(-max(n_f, 1) // -(-max(n_f, 1) // _BLOCK))
+    # Blocks of near-equal size, at least two forces each (no small remainder block: a step
+    # costs the same calls for few forces as for many).
+    n_blocks = max(1, min(-(-n_f // max(_BLOCK, 2)), n_f // 2))
+    edges = [n_f * i // n_blocks for i in range(n_blocks + 1)]
+    block = max(1, -(-n_f // n_blocks))
     n_t = min(_CHUNK, max(n, 1))
     work = _Work(
         inputs=_ChunkInputs(tt, zz, rr, vv, n_t, block),
@@ -515,12 +523,15 @@ def imm_filter(
         # (8192 elements) a row of fewer forces would be copied into buffers first.
         old_bufsize = np.setbufsize(_BUFSIZE)
         try:
-            for b0 in range(0, n_f, block):
-                sl = slice(b0, min(b0 + block, n_f))
+            for b0, b1 in zip(edges[:-1], edges[1:], strict=True):
+                sl = slice(b0, b1)
                 view = _Store(*(a[..., sl] for a in out.arrays()))
                 loglik[sl] = _imm_block(work, xx0[sl], pp0[sl], params, gate, view, sl, n)
         finally:
             np.setbufsize(old_bufsize)
+    if n_given == 1:
+        out = _Store(*(a[..., :1] for a in out.arrays()))
+        loglik = loglik[:1]
     return IMMResult(
         x=out.comb[:, 0:2].transpose(2, 0, 1),
         P=_symmetric(out.comb[:, 2:5].transpose(2, 0, 1)),
@@ -826,11 +837,12 @@ def _imm_block(
             else:
                 xprev, mu_prev = comb[k - 1, 0:2], mu_all[k - 1]
                 # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, mix[:, j] = Σ_i w_ij z_i.
-                pj = pis[:, :, j]
-                einsum("ijb,ib->jb", pj, mu_prev, out=c)
+                mul(pis[:, :, j], mu_prev[:, None, :], wgt)  # Π_ij μ_i
+                add(wgt[0], wgt[1], c)
+                c += wgt[2]
                 c_all = bool(c.min() > _C_MIN)
                 divide(1.0, c if c_all else np.where(c > _C_MIN, c, 1.0), out=ic)
-                einsum("ijb,ib,jb->ijb", pj, mu_prev, ic, out=wgt)
+                wgt *= ic  # w_ij
                 # Y = [d_s, d_v, ΣwA00, ΣwA01, ΣwA11], then x0 = x̄ + d, P0 = ΣwA - d dᵀ.
                 einsum("qib,ijb->qjb", z, wgt, out=Y)
                 mul(xs, s, t2)  # d_s d_s, d_v d_s
@@ -873,11 +885,15 @@ def _imm_block(
             rk = r_use[j]
             sbar = out.innovation[k]  # replaced by z - s̄ after the chunk
             var = out.innovation_var[k]
-            einsum("jb,jb->b", c, s, out=sbar)
+            mul(c, s, t3)
+            add(t3[0], t3[1], sbar)
+            sbar += t3[2]
             sub(s, sbar, t3)
             t3 *= t3
             t3 += p00
-            einsum("jb,jb->b", c, t3, out=var)
+            t3 *= c
+            add(t3[0], t3[1], var)
+            var += t3[2]
             var += rk
             ok = valid_c[j]
             if gate is not None:
@@ -919,7 +935,8 @@ def _imm_block(
             sqrt(inv_s, inv_s)
             mul(c, inv_s, lik)
             lik_02 *= ed
-            total = einsum("jb->b", lik, out=totals[j])
+            total = add(lik[0], lik[1], totals[j])
+            total += lik[2]
             if not (total.min() > _TOTAL_MIN and total.max() < _TOTAL_MAX):
                 # Under- or overflow for some forces: redo theirs in log space.
                 bad = np.flatnonzero(~((total > _TOTAL_MIN) & (total < _TOTAL_MAX)))
@@ -931,13 +948,17 @@ def _imm_block(
                 copyto(mu, c, where=~ok)
 
             # 5. Combination x = Σ μ_j x_j, P = Σ μ_j A_j, and z for the next mixing.
-            einsum("ib,cib->cb", mu, xs, out=xbar)
+            mul(xs, mu, t2)
+            add(t2[:, 0], t2[:, 1], xbar)
+            xbar += t2[:, 2]
             sub(xs, xbar[:, None, :], z_e)
             mul(z_e, z_es, z_a01)  # e_s e_s, e_v e_s
             z_a01 += p0x
             mul(z_ev, z_ev, z_a2)
             z_a2 += p11
-            einsum("ib,qib->qb", mu, z_a, out=xb[2:5])
+            mul(z_a, mu, wgt)  # μ_i A_i
+            add(wgt[:, 0], wgt[:, 1], xb[2:5])
+            xb[2:5] += wgt[:, 2]
 
         # Chunk: innovations z - s̄ and the log-likelihood of the used reports (one log of
         # the product of the chunk's likelihoods, unless that under- or overflows).
