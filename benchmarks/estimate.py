@@ -14,13 +14,15 @@ Same NCV model (q = 1 km²/day³, r = 1 km²), same data, one run each:
    1,000, each case in a fresh subprocess, printing updates/s of the first run (cold: its
    memory is fresh from the OS, page faults included) and the best of three more runs in the
    same process (warm; the machine is shared, so a single run can be slowed by others), and
-   peak resident memory.
+   peak resident memory. The two engines run in turn, ``--rounds`` times (default 3), and the
+   IMM's time is compared with the plain filter's of the same round: the summary gives the
+   median over rounds of the warm rates and of the per-round IMM/KF time ratio.
 
 Times are in days, positions in km. Report times lie on a 1/64-day grid so that Stone Soup's
 datetime timestamps (microsecond resolution; one day of the model is mapped to one second)
 represent them exactly.
 
-Usage: ``python benchmarks/estimate.py [--quick] [--no-stonesoup]``.
+Usage: ``python benchmarks/estimate.py [--quick] [--no-stonesoup] [--rounds N] [--large-only]``.
 """
 
 from __future__ import annotations
@@ -199,53 +201,68 @@ def case(kind: str, n_forces: int, n_reports: int) -> dict[str, float]:
     return {"cold": cold, "warm": warm, "peak_mb": peak, "baseline_mb": baseline}
 
 
-def large(sizes: list[tuple[int, int]]) -> None:
+def large(sizes: list[tuple[int, int]], rounds: int) -> None:
     print(
         "batched engines alone, each case in a fresh process: cold = first run (its output "
-        "memory is fresh from the OS, page faults included), warm = best of the next three"
+        "memory is fresh from the OS, page faults included), warm = best of the next three; "
+        f"kalman_filter and imm_filter in turn, {rounds} round(s)"
     )
-    rates: dict[tuple[int, int], dict[str, float]] = {}
     for n_forces, n_reports in sizes:
-        for kind in ("kf", "imm"):
-            cmd = [sys.executable, __file__, "--case", kind, str(n_forces), str(n_reports)]
-            out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-            m = json.loads(out.strip().splitlines()[-1])
-            updates = n_forces * n_reports
-            cold, warm = updates / m["cold"], updates / m["warm"]
-            rates.setdefault((n_forces, n_reports), {})[kind] = warm
-            label = "kalman_filter" if kind == "kf" else "imm_filter"
-            line = (
-                f"  {label:<13} {n_forces:>9,} x {n_reports:<5,} {cold:>13,.0f} upd/s cold "
-                f"{warm:>13,.0f} upd/s warm   peak RSS {m['peak_mb']:>7,.0f} MB "
-                f"(data {m['baseline_mb']:,.0f} MB)"
-            )
-            if kind == "kf":
-                line += (
-                    f"   target >= 5,000,000: warm {verdict(warm >= 5e6)}, "
-                    f"cold {verdict(cold >= 5e6)}"
+        updates = n_forces * n_reports
+        warm: dict[str, list[float]] = {"kf": [], "imm": []}
+        for r in range(rounds):
+            for kind in ("kf", "imm"):
+                cmd = [sys.executable, __file__, "--case", kind, str(n_forces), str(n_reports)]
+                out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+                m = json.loads(out.strip().splitlines()[-1])
+                cold, rate = updates / m["cold"], updates / m["warm"]
+                warm[kind].append(rate)
+                label = "kalman_filter" if kind == "kf" else "imm_filter"
+                line = (
+                    f"  [{r + 1}] {label:<13} {n_forces:>9,} x {n_reports:<5,} "
+                    f"{cold:>13,.0f} upd/s cold {rate:>13,.0f} upd/s warm   "
+                    f"peak RSS {m['peak_mb']:>7,.0f} MB (data {m['baseline_mb']:,.0f} MB)"
                 )
-            else:
-                ratio = rates[(n_forces, n_reports)]["kf"] / warm
-                line += f"   KF/IMM (warm) = {ratio:.1f} x, target <= 4 x: {verdict(ratio <= 4.0)}"
-            print(line, flush=True)
+                if kind == "imm":
+                    line += f"   IMM/KF time = {warm['kf'][-1] / rate:.2f} x"
+                print(line, flush=True)
+        kf, imm = float(np.median(warm["kf"])), float(np.median(warm["imm"]))
+        ratios = [k / i for k, i in zip(warm["kf"], warm["imm"], strict=True)]
+        ratio = float(np.median(ratios))
+        print(
+            f"  median of {rounds}: kalman_filter {kf:,.0f} upd/s (target >= 5,000,000: "
+            f"{verdict(kf >= 5e6)}), imm_filter {imm:,.0f} upd/s, IMM/KF time "
+            f"{ratio:.2f} x (rounds: {', '.join(f'{x:.2f}' for x in ratios)}), "
+            f"target <= 4 x: {verdict(ratio <= 4.0)}",
+            flush=True,
+        )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="shrink every size (smoke run)")
     parser.add_argument("--no-stonesoup", action="store_true", help="skip Stone Soup")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="KF/IMM rounds per large size (median reported)"
+    )
+    parser.add_argument(
+        "--large-only", action="store_true", help="skip the three-way comparison"
+    )
     parser.add_argument("--case", nargs=3, metavar=("KIND", "FORCES", "REPORTS"), help="internal")
     args = parser.parse_args()
     if args.case:
         kind, n_forces, n_reports = args.case[0], int(args.case[1]), int(args.case[2])
         print(json.dumps(case(kind, n_forces, n_reports)))
         return
+    rounds = max(1, args.rounds)
     if args.quick:
-        three_way(20, 200, 3, not args.no_stonesoup)
-        large([(100_000, 10), (1_000, 1_000)])
+        if not args.large_only:
+            three_way(20, 200, 3, not args.no_stonesoup)
+        large([(100_000, 10), (1_000, 1_000)], rounds)
     else:
-        three_way(100, 1_000, 25, not args.no_stonesoup)
-        large([(1_000_000, 10), (10_000, 1_000)])
+        if not args.large_only:
+            three_way(100, 1_000, 25, not args.no_stonesoup)
+        large([(1_000_000, 10), (10_000, 1_000)], rounds)
 
 
 if __name__ == "__main__":

@@ -56,11 +56,17 @@ Filter (Blom & Bar-Shalom), for each step ``k`` with ``dt = t[k] - t[k-1]`` (0 a
    update: ``μ_j = c_j``); the log-likelihood of the report is ``log Σ_j c_j L_j``;
 5. combination: ``x = Σ_j μ_j x_j``, ``P = Σ_j μ_j (P_j + (x_j - x)(x_j - x)ᵀ)``.
 
+At ``k = 0`` no time passes (``Π = I``, ``F = I``, ``Q = 0``): mixing and prediction leave the
+prior unchanged and are skipped.
+
 The 2×2 algebra is written out on element arrays (``s, v, P00, P01, P11`` rows of one
 ``(5, 3, B)`` array: component × regime × force, computed in place in the output) inside a
 Python loop over the time index only; every operation covers whole rows (all regimes of a
-block of forces), sums over regimes are single ``einsum`` contractions, and the per-step
-coefficients (``F``, ``Q``, ``Π``) of a few steps are computed together.
+block of forces), the mixing sums ``Σ_i w_ij (…)_i`` are one ``einsum`` contraction, and
+the per-step coefficients (``F``, ``Q``, ``Π``) of a few steps are computed together. The
+likelihoods are evaluated relative to regime 1 (two exponentials per report instead of
+three; see :func:`_imm_block`). A force's numbers do not depend on which other forces share
+its block.
 """
 
 from __future__ import annotations
@@ -764,22 +770,25 @@ def _imm_block(
     The state of step ``k`` is computed in place in the output, ``Y = out.regime[k]``
     (``(5, 3, B)``: rows ``[s, v, P00, P01, P11]`` × regime × force), the combined estimate in
     ``out.comb[k]`` and the probabilities in ``out.mu[k]``; nothing is copied afterwards.
-    Everything is elementwise on whole rows, sums over the regime axis are ``einsum``
-    contractions (one pass, no temporaries); the speed multiplications of the prediction are
-    done only for the regimes whose ``F11`` is not 1 (damped velocity).
+    Everything is elementwise on whole rows; sums over the regime axis are added in a fixed
+    order (regime 0, 1, 2), the 45 products of the mixing by one ``einsum`` contraction (no
+    temporaries; with at least two forces per block its force axis stays innermost, so the
+    order is the same for any block); the speed multiplications of the prediction are done
+    only for the regimes whose ``F11`` is not 1 (damped velocity).
 
     Mixing uses the previous combined estimate ``x̄`` as the reference point: with
     ``e_i = x_i - x̄`` and ``A_i = P_i + e_i e_iᵀ`` (array ``z``: rows ``e_s, e_v, A00, A01,
     A11``; they also give ``P = Σ μ_i A_i``), the mixing weights ``w_ij = Π_ij μ_i / c_j``,
     ``x0_j = x̄ + Σ_i w_ij e_i`` and ``P0_j = Σ_i w_ij A_i - (x0_j - x̄)(x0_j - x̄)ᵀ``. The update
     uses ``[P00, P01] ← r K``, ``P11 ← P11 - K1 P01`` (``(I - K H) P`` with ``1 - P00/S =
-    r/S``); a force's numbers do not depend on the other forces of its block. Regime
-    likelihoods are taken relative to the advancing-like middle
-    regime (index 1): ``L_j / L_1 = √(S_1/S_j) e^{n_j - n_1}`` with ``n_j = -ν_j²/(2 S_j)``,
-    two exponentials instead of three; ``log Σ_j c_j L_j = log Σ_j c_j L_j/L_1 + n_1 - log S_1
-    /2 - log(2π)/2`` with the ``S_1`` factor kept inside the sum. The report likelihoods of
-    a chunk are multiplied before one logarithm; sums that under- or overflow are redone in
-    log space (:func:`_likelihood_log_space`).
+    r/S``); a force's numbers do not depend on the other forces of its block.
+
+    Likelihoods are taken relative to regime 1: with ``n_j = -ν_j²/(2 S_j)``, ``ℓ_j = c_j
+    S_j^{-1/2} e^{n_j - n_1}`` (``e^{0} = 1`` for ``j = 1``: two exponentials instead of three)
+    gives ``μ_j = ℓ_j / Σ ℓ`` and ``log Σ_j c_j N(ν_j; 0, S_j) = log Σ ℓ + n_1 - log(2π)/2``.
+    The sums ``Σ ℓ`` of a chunk are multiplied before one logarithm; a sum that under- or
+    overflows (a report thousands of σ off, or regime 1 far worse than another) is redone in
+    log space for that force (:func:`_likelihood_log_space`).
     """
     inputs, coefs = work.inputs, work.coefs
     n_b = x0.shape[0]
