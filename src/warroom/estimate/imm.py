@@ -801,10 +801,21 @@ def _imm_block(
         np.multiply, np.add, np.subtract, np.copyto, np.divide, np.einsum
     )
     exp, sqrt = np.exp, np.sqrt
-    ou = coefs.ou
     regime, comb, mu_all = out.regime, out.comb, out.mu
     z_e, z_es, z_ev, z_a01, z_a2, z_a = z[0:2], z[0], z[1], z[2:4], z[4], z[2:5]
     nn_02, nn_1, c_02, lik_02 = nn[::2], nn[1], c[::2], lik[::2]
+    # Fixed views of the work arrays (made once, not per step).
+    t3_0, t3_1, t3_2 = t3
+    lik_0, lik_1, lik_2 = lik
+    t2_0, t2_1 = t2
+    t2_r0, t2_r1, t2_r2 = t2[:, 0], t2[:, 1], t2[:, 2]
+    w_0, w_1, w_2 = wgt
+    w_r0, w_r1, w_r2 = wgt[:, 0], wgt[:, 1], wgt[:, 2]
+    gain_1 = gain[1]
+    ncv_rows = coefs.ncv_rows
+    if ncv_rows is not None:
+        t2_ncv, u3_ncv = t2[:, ncv_rows], u3[ncv_rows]
+    ou_views = [(m, i, t2[:, i], t3[i], u3[i]) for m, i in enumerate(coefs.ou)]
 
     # All regimes start from the prior: e = 0, A = P0.
     first[0:2] = x0.T[:, None, :]
@@ -817,7 +828,6 @@ def _imm_block(
     z_a[...] = first[2:5]
     loglik = np.zeros(n_b)
 
-    ncv_rows = coefs.ncv_rows
     for c0, c1 in _chunks(n, _CHUNK):
         if c0:
             inputs.load(sl, c0, c1, coefs.dt_buffer(c1 - c0, n_b))
@@ -847,8 +857,8 @@ def _imm_block(
                 xprev, mu_prev = comb[k - 1, 0:2], mu_all[k - 1]
                 # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, mix[:, j] = Σ_i w_ij z_i.
                 mul(pis[:, :, j], mu_prev[:, None, :], wgt)  # Π_ij μ_i
-                add(wgt[0], wgt[1], c)
-                c += wgt[2]
+                add(w_0, w_1, c)
+                c += w_2
                 c_all = bool(c.min() > _C_MIN)
                 divide(1.0, c if c_all else np.where(c > _C_MIN, c, 1.0), out=ic)
                 wgt *= ic  # w_ij
@@ -869,22 +879,23 @@ def _imm_block(
                     mul(Y[1::3], a01, t2)  # F01 v, F01 P11
                 else:
                     dt_j = dts[j]
-                    mul(Y[1::3, ncv_rows], dt_j, t2[:, ncv_rows])
-                    for i in ou:
-                        mul(Y[1::3, i], f01[i, j], t2[:, i])
-                s += t2[0]
-                add(t2[1], p01, t3)  # P01 + F01 P11
+                    mul(Y[1::3, ncv_rows], dt_j, t2_ncv)
+                    for _, i, t2_i, _, _ in ou_views:
+                        mul(Y[1::3, i], f01[i, j], t2_i)
+                s += t2_0
+                add(t2_1, p01, t3)  # P01 + F01 P11
                 add(t3, p01, u3)
                 if ncv_rows is None:
                     u3 *= a01
                 else:
-                    u3[ncv_rows] *= dt_j
-                    for i in ou:
-                        u3[i] *= f01[i, j]
+                    u3_ncv *= dt_j
+                    for _, i, _, _, u3_i in ou_views:
+                        u3_i *= f01[i, j]
                 p00 += u3
-                for m, i in enumerate(ou):
-                    t3[i] *= f11[m, j]
-                    v[i] *= f11[m, j]
+                for m, i, _, t3_i, _ in ou_views:
+                    f11_mj = f11[m, j]
+                    t3_i *= f11_mj
+                    v[i] *= f11_mj
                     p11[i] *= f2[m, j]
                 add(t3, qc[1, :, j], p01)
                 Y[2::2] += qc[0::2, :, j]  # P00 += Q00, P11 += Q11
@@ -895,14 +906,14 @@ def _imm_block(
             sbar = out.innovation[k]  # replaced by z - s̄ after the chunk
             var = out.innovation_var[k]
             mul(c, s, t3)
-            add(t3[0], t3[1], sbar)
-            sbar += t3[2]
+            add(t3_0, t3_1, sbar)
+            sbar += t3_2
             sub(s, sbar, t3)
             t3 *= t3
             t3 += p00
             t3 *= c
-            add(t3[0], t3[1], var)
-            var += t3[2]
+            add(t3_0, t3_1, var)
+            var += t3_2
             var += rk
             ok = valid_c[j]
             if gate is not None:
@@ -918,13 +929,13 @@ def _imm_block(
             divide(1.0, inv_s, inv_s)
             mul(p0x, inv_s, gain)
             if all_ok:
-                mul(gain[1], p01, u3)
+                mul(gain_1, p01, u3)
                 p11 -= u3
                 mul(gain, rk, p0x)
             else:  # the same numbers for the reports used, nothing changed for the rest
                 gain *= ok
                 nu *= ok
-                mul(gain[1], p01, u3)
+                mul(gain_1, p01, u3)
                 p11 -= u3
                 mul(gain, rk, t2)
                 copyto(p0x, t2, where=ok)
@@ -944,8 +955,8 @@ def _imm_block(
             sqrt(inv_s, inv_s)
             mul(c, inv_s, lik)
             lik_02 *= ed
-            total = add(lik[0], lik[1], totals[j])
-            total += lik[2]
+            total = add(lik_0, lik_1, totals[j])
+            total += lik_2
             if not (total.min() > _TOTAL_MIN and total.max() < _TOTAL_MAX):
                 # Under- or overflow for some forces: redo theirs in log space.
                 bad = np.flatnonzero(~((total > _TOTAL_MIN) & (total < _TOTAL_MAX)))
@@ -958,16 +969,17 @@ def _imm_block(
 
             # 5. Combination x = Σ μ_j x_j, P = Σ μ_j A_j, and z for the next mixing.
             mul(xs, mu, t2)
-            add(t2[:, 0], t2[:, 1], xbar)
-            xbar += t2[:, 2]
+            add(t2_r0, t2_r1, xbar)
+            xbar += t2_r2
             sub(xs, xbar[:, None, :], z_e)
             mul(z_e, z_es, z_a01)  # e_s e_s, e_v e_s
             z_a01 += p0x
             mul(z_ev, z_ev, z_a2)
             z_a2 += p11
             mul(z_a, mu, wgt)  # μ_i A_i
-            add(wgt[:, 0], wgt[:, 1], xb[2:5])
-            xb[2:5] += wgt[:, 2]
+            pbar = xb[2:5]
+            add(w_r0, w_r1, pbar)
+            pbar += w_r2
 
         # Chunk: innovations z - s̄ and the log-likelihood of the used reports (one log of
         # the product of the chunk's likelihoods, unless that under- or overflows).
