@@ -648,8 +648,10 @@ class _Coefficients:
       regimes (:attr:`ou`; for NCV ``F11 = 1`` and nothing is stored);
     - ``q`` ``(3, 3, T, B)``: ``Q00, Q01, Q11`` (first axis) of each regime (second axis).
 
-    All exponentials of a chunk (``e^{λ_k dt}`` of the switching chain, ``e^{-dt/τ}`` of the
-    damped regimes) are taken by one ``np.exp`` call over a stacked array.
+    All exponentials of a chunk (``e^{-dt/τ}`` of the damped regimes, ``e^{λ_k dt}`` of the
+    switching chain) are taken by one ``np.exp`` call over a stacked array, and ``Π`` by one
+    contraction. The loader writes ``dt`` straight into :attr:`dt` (:meth:`dt_buffer`), the
+    last row of the NCV base ``[dt³/3, dt²/2, dt]``.
     """
 
     def __init__(self, params: IMMParams, switching: _Switching, n_t: int, n_b: int) -> None:
@@ -855,7 +857,7 @@ def _imm_block(
                 c_all = mu0_all
             else:
                 xprev, mu_prev = comb[k - 1, 0:2], mu_all[k - 1]
-                # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, mix[:, j] = Σ_i w_ij z_i.
+                # 1. Mixing: c_j = Σ_i Π_ij μ_i, w_ij = Π_ij μ_i / c_j, Y[:, j] = Σ_i w_ij z_i.
                 mul(pis[:, :, j], mu_prev[:, None, :], wgt)  # Π_ij μ_i
                 add(w_0, w_1, c)
                 c += w_2
