@@ -124,8 +124,10 @@ def reliability_bins(p: ArrayLike, o: ArrayLike, bins: int = 10) -> list[Reliabi
     out = []
     for k in range(bins):
         m = int(n[k])
-        out.append(ReliabilityBin(k / bins, (k + 1) / bins, m,
-                                  sp[k] / m if m else math.nan, so[k] / m if m else math.nan))
+        lo, hi = k / bins, (k + 1) / bins
+        # the mean of forecasts in [lo, hi] lies in it; only rounding of the sum strays out
+        mean = min(max(sp[k] / m, lo), hi) if m else math.nan
+        out.append(ReliabilityBin(lo, hi, m, mean, so[k] / m if m else math.nan))
     return out
 
 
