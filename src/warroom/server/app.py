@@ -65,7 +65,7 @@ from warroom.keystore import KeyStore
 from warroom.publish import RENDERERS
 from warroom.publish.cot import render_bytes as cot_render
 from warroom.server import dashboard, data
-from warroom.server.assessor import Assessor, conditions_of
+from warroom.server.assessor import Assessor, AssessorClosed, conditions_of
 from warroom.server.auth import (
     DEFAULT_BURST,
     DEFAULT_RATE_PER_S,
@@ -176,6 +176,8 @@ def _safely(fn: Any, *args: Any) -> None:
     """Run ``fn`` in a background thread, logging (never raising) its failure."""
     try:
         fn(*args)
+    except AssessorClosed:  # the server is stopping: the assessment was abandoned
+        pass
     except Exception:  # a failed assessment must not take the server down
         log.exception("background %s failed", getattr(fn, "__name__", fn))
 

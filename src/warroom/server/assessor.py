@@ -7,6 +7,8 @@ it would hold the interpreter lock away from the requests being answered. So it 
 worker process (:class:`Assessor`), which opens the same SQLite file (WAL: readers never block
 the server's writes) and loads the same scenario, once, and returns only what the server needs:
 the rules' conditions (small dataclasses) and, when asked, the forecast as CoT bytes. The
+worker runs at a lower scheduling priority (``nice`` +10): under a flood of reports the cores
+go to taking them, and the assessment catches up with what is left. The
 server keeps the alerts' lifecycle (pending, firing, resolved), their storage and their
 announcement, as before: one writer.
 
@@ -17,9 +19,12 @@ runs in the server's thread as it always did (:func:`conditions_at` is the same 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from typing import Any
 
@@ -71,6 +76,31 @@ def _warm(db: str, scenario_path: str) -> None:
     _opened(db, scenario_path)
 
 
+NICE = 10  # the worker's scheduling priority below the server's (Unix nice increment)
+
+
+def _init_worker(server_pid: int) -> None:
+    """The worker's initializer. It runs at a lower priority than the server, so on a busy
+    machine the scheduler gives requests the cores first and the assessment what is left (on
+    an idle machine it still runs at full speed); and it ends itself, mid-assessment if need
+    be, once the server process is gone (killed, say), rather than finish work nobody awaits."""
+    try:
+        os.nice(NICE)
+    except (AttributeError, OSError):  # no nice on this platform: same priority
+        pass
+
+    def watch() -> None:
+        while os.getppid() == server_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, daemon=True, name="warroom-assessor-watch").start()
+
+
+class AssessorClosed(Exception):
+    """The assessor was closed (the server is stopping) while an assessment was running."""
+
+
 class Assessor:
     """One worker process for assessments (started on first use, ``spawn``: safe beside the
     server's threads). ``db`` must be a file."""
@@ -80,12 +110,14 @@ class Assessor:
         self.scenario_path = scenario_path
         self._pool: ProcessPoolExecutor | None = None
         self._lock = threading.Lock()
+        self._closed = False
 
     def _executor(self) -> ProcessPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_init_worker, initargs=(os.getpid(),))
             return self._pool
 
     def start(self) -> None:
@@ -95,12 +127,25 @@ class Assessor:
 
     def conditions(self, now: int, samples: int, previous: dict[str, Any] | None,
                    want_cot: bool) -> tuple[list[Condition], bytes | None]:
-        """:func:`conditions_at` in the worker (blocks the calling thread, not the server)."""
-        return self._executor().submit(conditions_at, self.db, self.scenario_path, now,
-                                       samples, previous, want_cot).result()
+        """:func:`conditions_at` in the worker (blocks the calling thread, not the server).
+        Raises :class:`AssessorClosed` when :meth:`close` stops it meanwhile."""
+        try:
+            return self._executor().submit(conditions_at, self.db, self.scenario_path, now,
+                                           samples, previous, want_cot).result()
+        except BrokenProcessPool:
+            if self._closed:
+                raise AssessorClosed from None
+            raise
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker now: an assessment under way is abandoned (it only reads)."""
         with self._lock:
             pool, self._pool = self._pool, None
+            self._closed = True
         if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+            procs = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(timeout)
