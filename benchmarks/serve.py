@@ -1,15 +1,17 @@
 """Throughput of the HTTP server (prints figures; asserts nothing about time).
 
-Starts ``warroom serve`` on a loopback port (pole scenario, a temporary store, ``--samples
-200``, ``--cot-port``), registers signing keys, then drives it from a separate client process:
+Each phase starts ``warroom serve`` on a loopback port with a new temporary store (pole
+scenario, ``--samples 200``, ``--cot-port``; the stations' signing keys registered), so no
+figure depends on what an earlier phase left in the store (every ingest is followed by an
+assessment of all stored reports), then drives it from a separate client process:
 
 1. single signed telegrams (one report each, ``seq`` increasing per station) from 16
    stations, one keep-alive connection each with one request in flight (a station waits for
    its answer before it sends its next telegram): requests/s, p50/p99 latency, errors, and
-   reports lost (acknowledged by a 200 but not in the store afterwards; must be 0); first with
-   httpx on threads (signing each telegram as it goes: client and server share the 2 cores),
-   then pre-signed over plain asyncio sockets (the client's own cost out of the way: the
-   server's figure);
+   reports lost (acknowledged by a 200 but not in the store afterwards; must be 0); first
+   pre-signed over plain asyncio sockets (signing is the stations' work, done on their own
+   machines: the client's costs out of the way, the server's figure), then with httpx on
+   threads signing each telegram as it goes (client and server share the 2 cores);
 2. batched NDJSON, 10,000 reports a body, from two feeds posting back to back: reports/s;
 3. CoT events streamed over TCP: events/s stored.
 
@@ -19,6 +21,7 @@ Starts ``warroom serve`` on a loopback port (pole scenario, a temporary store, `
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import socket
@@ -28,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +322,58 @@ def main() -> None:
                    args.connections, Path(args.result))
         return
 
+    print(f"phase seconds: {args.seconds:g}; stations: {args.connections}; each phase on a "
+          "fresh server and store", flush=True)
+    for mode, label, like in (("raw", "signed telegrams, pre-signed, asyncio sockets", "raw%"),
+                              ("signed", "signed telegrams, httpx signing as it goes",
+                               "bench%")):
+        with fresh_server(args) as (url, cot_port, db, t):
+            s = spawn_client(mode, args, url, cot_port, t, t / f"{mode}.json")
+            lost = set(s["acked"]) - stored_ids(db, like)
+            print(f"{label}: {s['rps']:,.0f} requests/s "
+                  f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
+                  f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
+                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
+                  f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
+                  flush=True)
+            for e in s["error_samples"]:
+                print("  error:", e)
+
+    with fresh_server(args) as (url, cot_port, db, t):
+        b = spawn_client("batch", args, url, cot_port, t, t / "batch.json")
+        print(f"batched NDJSON: {b['reports_per_s']:,.0f} reports/s "
+              f"({b['accepted']:,} accepted in {b['posts']} bodies of {BATCH:,} from "
+              f"{b['feeders']} feeds, {b['elapsed']:.1f} s), errors {b['errors']}   "
+              f"[target >= {TARGET_BATCH_RPS:,}/s]", flush=True)
+        for e in b["error_samples"]:
+            print("  error:", e)
+
+    with fresh_server(args) as (url, cot_port, db, t):
+        before = count(db, "cot")
+        t_start = time.monotonic()
+        c = spawn_client("cot", args, url, cot_port, t, t / "cot.json")
+        # the listener may still be storing what was sent: wait (bounded) until it settles
+        stored, last_change = before, time.monotonic()
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            n = count(db, "cot")
+            if n != stored:
+                stored, last_change = n, time.monotonic()
+            elif n - before >= c["sent"] or time.monotonic() - last_change > 2:
+                break
+            time.sleep(0.25)
+        got = stored - before
+        span = max(c["elapsed"], last_change - t_start)
+        print(f"CoT over TCP: {got / span:,.0f} events/s stored "
+              f"({got:,} of {c['sent']:,} sent in {c['elapsed']:.1f} s; all stored "
+              f"{span:.1f} s after the start)", flush=True)
+
+
+@contextlib.contextmanager
+def fresh_server(args: argparse.Namespace) -> Iterator[tuple[str, int, Path, Path]]:
+    """``warroom serve`` on a new store with the stations' keys registered (private keys in
+    the temporary folder): ``(url, cot_port, db, folder)``; stopped on the way out, with any
+    problem in its log printed."""
     from warroom.keystore import KeyStore, write_private_key
     from warroom.workspace import open_workspace
 
@@ -337,55 +393,11 @@ def main() -> None:
         cmd = [sys.executable, "-m", "warroom", "serve", "--db", str(db), "--scenario",
                str(POLE), "--host", HOST, "--port", str(port), "--samples", "200",
                "--cot-port", str(cot_port)]
-        print("server:", " ".join(cmd[1:]), flush=True)
         with open(t / "server.log", "wb") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             wait_healthy(proc, url)
-            print(f"phase seconds: {args.seconds:g}; connections: {args.connections}",
-                  flush=True)
-
-            for mode, label, like in (("signed", "signed telegrams", "bench%"),
-                                      ("raw", "signed telegrams, pre-signed, asyncio sockets",
-                                       "raw%")):
-                s = spawn_client(mode, args, url, cot_port, t, t / f"{mode}.json")
-                lost = set(s["acked"]) - stored_ids(db, like)
-                print(f"{label}: {s['rps']:,.0f} requests/s "
-                      f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
-                      f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
-                      f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
-                      f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
-                      flush=True)
-                for e in s["error_samples"]:
-                    print("  error:", e)
-
-            b = spawn_client("batch", args, url, cot_port, t, t / "batch.json")
-            print(f"batched NDJSON: {b['reports_per_s']:,.0f} reports/s "
-                  f"({b['accepted']:,} accepted in {b['posts']} bodies of {BATCH:,} from "
-                  f"{b['feeders']} feeds, "
-                  f"{b['elapsed']:.1f} s), errors {b['errors']}   "
-                  f"[target >= {TARGET_BATCH_RPS:,}/s]", flush=True)
-            for e in b["error_samples"]:
-                print("  error:", e)
-
-            before = count(db, "cot")
-            t_start = time.monotonic()
-            c = spawn_client("cot", args, url, cot_port, t, t / "cot.json")
-            # the listener may still be storing what was sent: wait (bounded) until it settles
-            stored, last_change = before, time.monotonic()
-            deadline = time.monotonic() + 60
-            while time.monotonic() < deadline:
-                n = count(db, "cot")
-                if n != stored:
-                    stored, last_change = n, time.monotonic()
-                elif n - before >= c["sent"] or time.monotonic() - last_change > 2:
-                    break
-                time.sleep(0.25)
-            got = stored - before
-            span = max(c["elapsed"], last_change - t_start)
-            print(f"CoT over TCP: {got / span:,.0f} events/s stored "
-                  f"({got:,} of {c['sent']:,} sent in {c['elapsed']:.1f} s; all stored "
-                  f"{span:.1f} s after the start)", flush=True)
+            yield url, cot_port, db, t
         finally:
             proc.terminate()
             try:
