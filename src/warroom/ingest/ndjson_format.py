@@ -260,7 +260,7 @@ def _plain(f: dict[str, Any]) -> bool:
 
 
 def _number_text(v: Any) -> str:
-    return v if type(v) is str else repr(float(v)) if type(v) is float else str(v)
+    return v if type(v) is str else repr(v)  # repr of an int is its str
 
 
 FORMAT = NdjsonFormat()

@@ -18,12 +18,12 @@ OpenAPI schema and for apps mounted elsewhere):
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from warroom.telegram import TelegramError
 
@@ -77,24 +77,22 @@ class ReportsRoute:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = _headers(scope)
-        extra: Mapping[str, str] | None = None
         try:
             token = (None if self.authorize is None else
                      self.authorize(bearer(headers.get("authorization")), "POST", scope["path"]))
             body = await read_body(_chunks(receive), headers.get("content-length"),
                                    self.max_body_bytes)
-            status, answer = 200, await self.handle(body, token)
+            answer: Response = JSONResponse(await self.handle(body, token))
         except Disconnected:
             return
         except HTTPException as e:
-            status, answer, extra = e.status_code, {"detail": e.detail}, e.headers
+            answer = JSONResponse({"detail": e.detail}, e.status_code, e.headers)
         except TelegramError as e:
-            status, answer = e.status, {"detail": e.reason}
+            answer = JSONResponse({"detail": e.reason}, e.status)
         except Exception:
             log.exception("POST /reports failed")
-            await _send(send, 500, b"Internal Server Error", b"text/plain; charset=utf-8", None)
-            return
-        await _send(send, status, _json(answer), b"application/json", extra)
+            answer = PlainTextResponse("Internal Server Error", 500)
+        await answer(scope, receive, send)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -111,19 +109,3 @@ async def _chunks(receive: Receive) -> AsyncIterator[bytes]:
         yield message.get("body", b"")
         if not message.get("more_body", False):
             return
-
-
-def _json(obj: Any) -> bytes:
-    """JSON as Starlette's ``JSONResponse`` writes it."""
-    return json.dumps(obj, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
-
-
-async def _send(send: Send, status: int, body: bytes, content_type: bytes,
-                extra: Mapping[str, str] | None) -> None:
-    head = [(b"content-length", str(len(body)).encode("latin-1")),
-            (b"content-type", content_type)]
-    head += [(k.lower().encode("latin-1"), v.encode("latin-1"))
-             for k, v in (extra or {}).items()]
-    await send({"type": "http.response.start", "status": status, "headers": head})
-    await send({"type": "http.response.body", "body": body})
