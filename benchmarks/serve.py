@@ -128,10 +128,12 @@ def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
                       ) -> dict[str, Any]:
     """As :func:`client_signed`, with the client's own costs out of the way: the telegrams are
     signed before the clock starts (signing is the field station's work, not the server's) and
-    sent over plain keep-alive sockets by asyncio, one request in flight per connection (each
+    sent over plain keep-alive sockets by asyncio protocols on uvloop, one request in flight per connection (each
     connection is one station, its ``seq`` strictly increasing)."""
     import asyncio
     from urllib.parse import urlsplit
+
+    import uvloop
 
     from warroom import telegram
     from warroom.telegram import load_private_key
@@ -154,37 +156,80 @@ def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
     lat: list[float] = []
     acked: list[str] = []
     errors: list[str] = []
+    done: asyncio.Future[None]
 
-    async def run(w: int, stop_at: float) -> None:
-        reader, writer = await asyncio.open_connection(u.hostname, u.port)
-        try:
-            for rid, req in bodies[w]:
-                if time.monotonic() >= stop_at:
-                    return
-                t0 = time.perf_counter()
-                writer.write(req)
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    if line[:15].lower() == b"content-length:":
-                        length = int(line[15:])
-                body = await reader.readexactly(length)
-                lat.append(time.perf_counter() - t0)
-                status = head[9:12]
-                if status == b"200" and json.loads(body).get("accepted") == 1:
-                    acked.append(rid)
-                else:
-                    errors.append(f"{status.decode()} {body[:120]!r}")
-        finally:
-            writer.close()
+    class Station(asyncio.Protocol):
+        """One keep-alive connection: sends a telegram, reads its whole answer (headers, then
+        Content-Length bytes of JSON), checks it, sends the next; callbacks only, no streams
+        (the client's own cost per request stays small beside the server's)."""
+
+        def __init__(self, mine: list[tuple[str, bytes]], stop_at: float) -> None:
+            self.queue = iter(mine)
+            self.stop_at = stop_at
+            self.buf = b""
+            self.current: tuple[str, bytes] | None = None
+            self.t0 = 0.0
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            self.transport = transport  # type: ignore[assignment]
+            self.send_next()
+
+        def send_next(self) -> None:
+            self.current = next(self.queue, None)
+            if self.current is None or time.monotonic() >= self.stop_at:
+                self.transport.close()
+                return
+            self.t0 = time.perf_counter()
+            self.transport.write(self.current[1])  # type: ignore[attr-defined]
+
+        def data_received(self, data: bytes) -> None:
+            self.buf += data
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buf[:end]
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            if len(self.buf) < end + 4 + length:
+                return
+            body = self.buf[end + 4:end + 4 + length]
+            self.buf = self.buf[end + 4 + length:]
+            lat.append(time.perf_counter() - self.t0)
+            status = head[9:12]
+            assert self.current is not None
+            if status == b"200" and json.loads(body).get("accepted") == 1:
+                acked.append(self.current[0])
+            else:
+                errors.append(f"{status.decode()} {body[:120]!r}")
+            self.send_next()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            if exc is not None:
+                errors.append(f"{type(exc).__name__}: {exc}")
+            left[0] -= 1
+            if left[0] == 0 and not done.done():
+                done.set_result(None)
+
+    left = [connections]
 
     async def main() -> float:
+        nonlocal done
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
         t0 = time.monotonic()
-        await asyncio.gather(*(run(w, t0 + seconds) for w in range(connections)))
+        for w in range(connections):
+            await loop.create_connection(lambda w=w: Station(bodies[w], t0 + seconds),
+                                         u.hostname, u.port)
+        await done
         return time.monotonic() - t0
 
-    elapsed = asyncio.run(main())
-    return latency_summary(lat, elapsed, acked, errors)
+    cpu0 = time.process_time()
+    elapsed = uvloop.run(main())
+    out = latency_summary(lat, elapsed, acked, errors)
+    out["client_cpu_ms"] = (time.process_time() - cpu0) * 1000 / max(1, len(lat))
+    return out
 
 
 def client_batch(url: str, seconds: float, feeders: int = 2) -> dict[str, Any]:

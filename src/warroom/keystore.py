@@ -34,7 +34,7 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ class KeyRecord:
         return hashlib.sha256(self.public_key).hexdigest()[:16]
 
     def verifier(self) -> Ed25519PublicKey:
-        return _public_key(self.public_key)
+        return public_key_object(self.public_key)
 
     def may_report_on(self, force: str) -> bool:
         return self.forces is None or force in self.forces
@@ -106,6 +106,9 @@ class KeyStore:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.conn = store.conn
+        # The public key last read for each source: a hint for checking signatures ahead of
+        # landing (telegram.precheck), never an authority (verify compares it with the record).
+        self.seen: dict[str, bytes] = {}
         for stmt in SCHEMA:
             self.conn.execute(stmt)
 
@@ -170,7 +173,25 @@ class KeyStore:
         row = self.conn.execute("SELECT source, public_key, forces, revoked_at, last_seq, "
                                 "added_at FROM telegram_keys WHERE source = ?",
                                 (source,)).fetchone()
-        return None if row is None else _record(row)
+        if row is None:
+            return None
+        rec = _record(row)
+        self.seen[source] = rec.public_key
+        return rec
+
+    def get_many(self, sources: Iterable[str]) -> dict[str, KeyRecord | None]:
+        """:meth:`get` of each source, in one query per 500 sources (None: no key)."""
+        wanted = sorted(set(sources))
+        out: dict[str, KeyRecord | None] = dict.fromkeys(wanted)
+        for a in range(0, len(wanted), 500):
+            part = wanted[a:a + 500]
+            for row in self.conn.execute(
+                    "SELECT source, public_key, forces, revoked_at, last_seq, added_at FROM "
+                    f"telegram_keys WHERE source IN ({', '.join('?' * len(part))})", part):
+                rec = _record(row)
+                out[rec.source] = rec
+                self.seen[rec.source] = rec.public_key
+        return out
 
     def list(self) -> list[dict[str, Any]]:
         """Every source's public facts (see :meth:`KeyRecord.as_dict`), by source."""
@@ -260,7 +281,7 @@ def _forces_json(forces: list[str] | None) -> str | None:
 
 
 @functools.lru_cache(maxsize=4096)
-def _public_key(raw: bytes) -> Ed25519PublicKey:
+def public_key_object(raw: bytes) -> Ed25519PublicKey:
     """The key object of 32 raw public key bytes (kept: loading one per telegram is a cost on
     the hot path, and a key object is immutable)."""
     return Ed25519PublicKey.from_public_bytes(raw)

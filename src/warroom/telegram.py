@@ -97,7 +97,7 @@ import io
 import json
 import sqlite3
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,7 +110,7 @@ from warroom.ingest.base import CountingReader
 from warroom.ingest.ndjson_format import as_fields
 from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
-from warroom.keystore import KeyStore
+from warroom.keystore import KeyRecord, KeyStore, public_key_object
 from warroom.store import QuarantineRow, Store
 from warroom.timeutil import TimeFormatError, parse_time, to_iso
 
@@ -200,24 +200,70 @@ def make(source: str, seq: int, payload: list[dict[str, Any]] | str,
 
 
 # -- verifying -----------------------------------------------------------------------------------
-def verify(t: Telegram, keys: KeyStore, now: int, max_skew_s: int = DEFAULT_MAX_SKEW_S
-           ) -> Verified:
-    """Check a telegram (a dict, or its JSON text/bytes as received) against the key store; see
-    the module docstring for the checks and their order. Reads the store, writes nothing."""
-    obj = _parse(t)
-    source, seq, sent_at, sig = _check_shape(obj)
+@dataclass(frozen=True)
+class Checked:
+    """A telegram whose signature was checked ahead of its landing (:func:`precheck`): its
+    members as parsed, its well-formed head ``(source, seq, sent_at, signature)``, its signed
+    (canonical) bytes, and the public key those bytes verified under."""
+
+    obj: dict[str, Any] = field(repr=False)
+    head: tuple[str, int, int, bytes]
+    signed: bytes = field(repr=False)
+    public_key: bytes
+
+
+def precheck(t: Telegram, public_key_of: Callable[[str], bytes | None]) -> Checked | None:
+    """Parse ``t`` and check its signature against the key ``public_key_of(source)`` gives (a
+    hint, e.g. the key last read for that source): the :class:`Checked` telegram, or None when
+    that does not settle it (malformed, no key to try, a bad signature), and :func:`verify`
+    does all of it, saying why. Reads no store, decides nothing: :func:`verify` given the result
+    still makes every check, in order, against the key store as it is then, and checks the
+    signature itself unless the stored key is the one it verified under. Ed25519 verification
+    releases the GIL, so a thread can do this beside the one that lands telegrams."""
     try:
+        obj = _parse(t)
+        head = _check_shape(obj)
         signed = canonical_bytes(obj)
-    except (TypeError, ValueError) as e:  # e.g. a lone surrogate, which is not UTF-8
-        raise TelegramError(400, f"not JSON ({e})") from None
-    rec = keys.get(source)
+    except (TelegramError, TypeError, ValueError):
+        return None
+    public_key = public_key_of(head[0])
+    if public_key is None:
+        return None
+    try:
+        public_key_object(public_key).verify(head[3], signed)
+    except (InvalidSignature, ValueError):
+        return None
+    return Checked(obj, head, signed, public_key)
+
+
+def verify(t: Telegram, keys: KeyStore, now: int, max_skew_s: int = DEFAULT_MAX_SKEW_S,
+           checked: Checked | None = None,
+           records: Mapping[str, KeyRecord | None] | None = None) -> Verified:
+    """Check a telegram (a dict, or its JSON text/bytes as received) against the key store; see
+    the module docstring for the checks and their order. Reads the store, writes nothing.
+
+    ``checked``: :func:`precheck`'s result for this same ``t`` (its parse is reused, and its
+    signature check when it was made with the key stored now). ``records``: key records read
+    just before (:meth:`KeyStore.get_many`) for some sources; others are read here."""
+    if checked is None:
+        obj = _parse(t)
+        source, seq, sent_at, sig = _check_shape(obj)
+        try:
+            signed = canonical_bytes(obj)
+        except (TypeError, ValueError) as e:  # e.g. a lone surrogate, which is not UTF-8
+            raise TelegramError(400, f"not JSON ({e})") from None
+    else:
+        obj, signed = checked.obj, checked.signed
+        source, seq, sent_at, sig = checked.head
+    rec = records[source] if records is not None and source in records else keys.get(source)
     if rec is None:
         raise TelegramError(401, f"unknown source {source!r}: no key registered")
-    try:
-        rec.verifier().verify(sig, signed)
-    except InvalidSignature:
-        raise TelegramError(401, f"bad signature: not signed by the key of {source!r}, or "
-                                 "altered since") from None
+    if checked is None or checked.public_key != rec.public_key:
+        try:
+            rec.verifier().verify(sig, signed)
+        except InvalidSignature:
+            raise TelegramError(401, f"bad signature: not signed by the key of {source!r}, or "
+                                     "altered since") from None
     if rec.revoked:
         raise TelegramError(403, f"source {source!r} is revoked (since {to_iso(rec.revoked_at)})")
     skew = sent_at - now
@@ -353,18 +399,20 @@ def _rid(r: Mapping[str, Any]) -> str:
 
 # -- accepting -----------------------------------------------------------------------------------
 def accept(store: Store, validator: Validator, t: Telegram, keys: KeyStore, now: int,
-           max_skew_s: int = DEFAULT_MAX_SKEW_S) -> IngestResult:
+           max_skew_s: int = DEFAULT_MAX_SKEW_S, checked: Checked | None = None
+           ) -> IngestResult:
     """Verify ``t`` and land its reports, ``last_seq`` and the acceptance record in one
     transaction; or quarantine the raw telegram and raise :class:`TelegramError`.
 
     Returns the ingest counts of its reports (``origin`` is ``telegram:<source>:<seq>``).
+    ``checked``: :func:`precheck`'s result for ``t``, if any (see :func:`verify`).
     """
     if keys.conn is not store.conn:
         raise ValueError("the key store must be on the same store (one transaction)")
     raw = raw_bytes(t)
     try:
         with store.transaction() as c:
-            v = verify(t, keys, now, max_skew_s)
+            v = verify(t, keys, now, max_skew_s, checked)
             origin = f"telegram:{v.source}:{v.seq}"
             received = to_iso(now)
             reports = [r if r.get("received_at") not in (None, "") else
@@ -397,7 +445,8 @@ def _record(v: Verified, now: int, raw: bytes, n_reports: int) -> tuple[Any, ...
 
 
 def accept_many(store: Store, validator: Validator, items: Sequence[tuple[Telegram, int]],
-                keys: KeyStore, max_skew_s: int = DEFAULT_MAX_SKEW_S
+                keys: KeyStore, max_skew_s: int = DEFAULT_MAX_SKEW_S,
+                checked: Sequence[Checked | None] | None = None
                 ) -> list[IngestResult | Exception]:
     """Accept telegrams (each with its receipt time, epoch s) inside the caller's open
     transaction, ``store`` being enlisted in it (its ``transaction()`` a savepoint, see
@@ -413,12 +462,18 @@ def accept_many(store: Store, validator: Validator, items: Sequence[tuple[Telegr
     is refused, it is rolled back and those telegrams go through :func:`accept` one by one, as
     do the rest: refused ones, those with an invalid report, and those of a source that
     appears more than once in the batch (so a source's telegrams keep their order; telegrams
-    of different sources share nothing: a report's key includes its source)."""
+    of different sources share nothing: a report's key includes its source).
+
+    ``checked[i]``: :func:`precheck`'s result for telegram ``i``, if any. The key records of
+    the prechecked telegrams' sources are read in one query before the telegrams are verified
+    (nothing is written until all are)."""
+    pre: Sequence[Checked | None] = checked if checked is not None else [None] * len(items)
+    records = keys.get_many(c.head[0] for c in pre if c is not None)
     verified: list[tuple[int, Verified] | None] = []
     claimed: dict[Any, int] = {}
     for i, (t, now) in enumerate(items):
         try:
-            v = verify(t, keys, now, max_skew_s)
+            v = verify(t, keys, now, max_skew_s, pre[i], records)
         except TelegramError:
             verified.append(None)
             who = t.get("source") if isinstance(t, Mapping) else _claimed_source(raw_bytes(t))
@@ -455,7 +510,7 @@ def accept_many(store: Store, validator: Validator, items: Sequence[tuple[Telegr
     for i, (t, now) in enumerate(items):
         if out[i] is None:
             try:
-                out[i] = accept(store, validator, t, keys, now, max_skew_s)
+                out[i] = accept(store, validator, t, keys, now, max_skew_s, pre[i])
             except Exception as e:  # refused (quarantined), or the store failed on this one
                 out[i] = e
     return out  # type: ignore[return-value]

@@ -84,10 +84,7 @@ def _init_worker(server_pid: int) -> None:
     machine the scheduler gives requests the cores first and the assessment what is left (on
     an idle machine it still runs at full speed); and it ends itself, mid-assessment if need
     be, once the server process is gone (killed, say), rather than finish work nobody awaits."""
-    try:
-        os.nice(NICE)
-    except (AttributeError, OSError):  # no nice on this platform: same priority
-        pass
+    _lower_priority(NICE)
 
     def watch() -> None:
         while os.getppid() == server_pid:
@@ -95,6 +92,28 @@ def _init_worker(server_pid: int) -> None:
         os._exit(0)
 
     threading.Thread(target=watch, daemon=True, name="warroom-assessor-watch").start()
+
+
+def _lower_priority(increment: int) -> None:
+    """Lower the priority of every thread of this process by ``increment`` (nice). On Linux
+    a priority belongs to a thread: ``os.nice`` alone would leave the threads started before it
+    (the BLAS pool NumPy starts on import, which runs the filters' matrix work) at the server's
+    priority."""
+    try:
+        os.nice(increment)
+    except (AttributeError, OSError):  # no nice on this platform: same priority
+        return
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        return
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    for tid in tids:
+        try:
+            if os.getpriority(os.PRIO_PROCESS, tid) < mine:
+                os.setpriority(os.PRIO_PROCESS, tid, mine)
+        except OSError:  # the thread has ended meanwhile
+            pass
 
 
 class AssessorClosed(Exception):

@@ -19,6 +19,13 @@ request of the batch. So:
 
 A station sends its telegrams one after another (``seq`` must increase), so the order within a
 batch is the order of arrival, which is all ``seq`` needs.
+
+Signatures are checked ahead, on the way in: a second thread takes each telegram first, parses
+it and checks its signature against the key last read for its source
+(:func:`warroom.telegram.precheck`; Ed25519 verification releases the GIL), then hands it on in
+arrival order. While the writer lands one batch, the next one's signatures are checked beside
+it. The writer still makes every check against the key store inside its transaction; it only
+skips the signature arithmetic when the stored key is the one the signature verified under.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
 from warroom.keystore import KeyStore
 from warroom.store import Store
-from warroom.telegram import _Enlisted, accept_many
+from warroom.telegram import _Enlisted, accept_many, precheck
 
 _STOP = object()
 
@@ -50,8 +57,10 @@ class TelegramWriter:
         self.max_batch = max_batch
         self.batches = 0   # transactions committed (for tests and benchmarks)
         self.landed = 0    # telegrams answered
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()   # as received
+        self._wq: queue.SimpleQueue[Any] = queue.SimpleQueue()  # prechecked, to land
         self._thread: threading.Thread | None = None
+        self._checker: threading.Thread | None = None
         self._start_lock = threading.Lock()
 
     def submit(self, body: bytes, now: int) -> Future[IngestResult]:
@@ -72,31 +81,51 @@ class TelegramWriter:
         return await fut
 
     def close(self, timeout: float = 10.0) -> None:
-        """Answer what is queued, then stop the thread."""
+        """Answer what is queued, then stop the threads."""
         if self._thread is not None:
-            self._q.put(_STOP)
+            self._q.put(_STOP)  # passes the checker, then stops the writer
             self._thread.join(timeout)
-            self._thread = None
+            if self._checker is not None:
+                self._checker.join(timeout)
+            self._thread = self._checker = None
 
-    # -- the thread ------------------------------------------------------------------------------
+    # -- the threads -----------------------------------------------------------------------------
     def _ensure_started(self) -> None:
         if self._thread is None:
             with self._start_lock:
                 if self._thread is None:
+                    self._checker = threading.Thread(target=self._check, daemon=True,
+                                                     name="warroom-telegram-signatures")
+                    self._checker.start()
                     self._thread = threading.Thread(target=self._run, daemon=True,
                                                     name="warroom-telegrams")
                     self._thread.start()
 
+    def _check(self) -> None:
+        """Signatures ahead, in arrival order (a failed check is left to the writer)."""
+        hint = self.keys.seen.get
+        while True:
+            item = self._q.get()
+            if item is _STOP:
+                self._wq.put(_STOP)
+                return
+            body, now, fut = item
+            try:
+                checked = precheck(body, hint)
+            except Exception:  # never lose a telegram to the shortcut: the writer decides
+                checked = None
+            self._wq.put((body, now, fut, checked))
+
     def _run(self) -> None:
         stop = False
         while not stop:
-            item = self._q.get()
+            item = self._wq.get()
             if item is _STOP:
                 return
             batch = [item]
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._q.get_nowait()
+                    nxt = self._wq.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
@@ -105,20 +134,22 @@ class TelegramWriter:
                 batch.append(nxt)
             self._land(batch)
 
-    def _land(self, batch: list[tuple[bytes, int, Any]]) -> None:
+    def _land(self, batch: list[tuple[bytes, int, Any, Any]]) -> None:
         outcomes: list[IngestResult | BaseException]
         try:
             with self.lock, self.store.transaction():
                 # each accept() becomes a savepoint; telegrams that can land together do
                 outcomes = list(accept_many(_Enlisted(self.store), self.validator,
-                                            [(body, now) for body, now, _ in batch], self.keys))
+                                            [(body, now) for body, now, _, _ in batch],
+                                            self.keys,
+                                            checked=[c for _, _, _, c in batch]))
         except BaseException as e:  # the commit failed: nothing of the batch is stored
             outcomes = [e] * len(batch)
         else:
             self.batches += 1
             self.landed += len(outcomes)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
-        for (_, _, fut), res in zip(batch, outcomes, strict=True):
+        for (_, _, fut, _), res in zip(batch, outcomes, strict=True):
             if isinstance(fut, Future):
                 _settle([(fut, res)])
             else:
