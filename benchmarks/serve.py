@@ -128,8 +128,8 @@ def client_signed_raw(url: str, keys_dir: Path, seconds: float, connections: int
                       ) -> dict[str, Any]:
     """As :func:`client_signed`, with the client's own costs out of the way: the telegrams are
     signed before the clock starts (signing is the field station's work, not the server's) and
-    sent over plain keep-alive sockets by asyncio protocols on uvloop, one request in flight per connection (each
-    connection is one station, its ``seq`` strictly increasing)."""
+    sent over plain keep-alive sockets by asyncio protocols on uvloop, one request in flight
+    per connection (each connection is one station, its ``seq`` strictly increasing)."""
     import asyncio
     from urllib.parse import urlsplit
 

@@ -82,6 +82,7 @@ from warroom.server.events import (
     hub_sink,
     report_event,
 )
+from warroom.server.landing import Landing
 from warroom.server.reports_route import ReportsRoute, read_body
 from warroom.server.scheduler import BriefingScheduler
 from warroom.server.telegram_writer import TelegramWriter
@@ -190,7 +191,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                event_hub: EventHub | None = None, ping_s: float = 15.0,
                max_streams: int = 100, cot_uid_forces: dict[str, str] | None = None,
                assess_interval_s: float = 2.0, cot_forecasts: bool = False,
-               assess_in_worker: bool | None = None) -> FastAPI:
+               assess_in_worker: bool | None = None,
+               land_in_worker: bool | None = None) -> FastAPI:
     """The API over ``workspace``; ``samples``: Monte Carlo samples of situations, briefings and
     maps (and the default of ``GET /forecast``).
 
@@ -207,7 +209,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     the last one took, so it takes at most a quarter of a core from ingest); the estimate,
     forecast and rules of that assessment run in a worker process when the store is a file
     (``assess_in_worker``, see :mod:`warroom.server.assessor`), so they never hold up
-    requests. ``brief_every_h``: a
+    requests. Signed telegrams land in a worker process of their own when the store is a file
+    (``land_in_worker``, see :mod:`warroom.server.landing`). ``brief_every_h``: a
     scheduler writes a briefing at each slot, catching up missed ones (marked late).
     ``cot_port``: a CoT listener for TAK clients on ``cot_host:cot_port``; with
     ``cot_forecasts`` it also sends its clients the forecast as CoT (``how="m-p"``,
@@ -231,9 +234,13 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         """Route dependencies: a token of one of ``roles`` (or admin) when ``auth``."""
         return [] if authn is None else [Depends(authn.require(*roles))]
 
-    telegrams = TelegramWriter(store, plain, keys, lock)
+    in_file = store.path != ":memory:" and sc.path is not None
+    if land_in_worker is None:
+        land_in_worker = in_file
+    telegrams: Landing | TelegramWriter = (Landing(store.path, str(sc.path)) if land_in_worker
+                                           else TelegramWriter(store, plain, keys, lock))
     if assess_in_worker is None:
-        assess_in_worker = store.path != ":memory:" and sc.path is not None
+        assess_in_worker = in_file
     assessor = Assessor(store.path, str(sc.path)) if assess_in_worker else None
     reporter = need("reporter")
     analyst = need("analyst")
@@ -246,6 +253,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         stop = asyncio.Event()
         if assessor is not None and assess_after_ingest:
             assessor.start()  # the worker loads while the server starts
+        if isinstance(telegrams, Landing):
+            telegrams.start()
         task = (asyncio.create_task(BriefingScheduler(make_briefing, last_slot,
                                                       every_h=brief_every_h).run_forever(stop))
                 if brief_every_h else None)

@@ -33,7 +33,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any
 
 from warroom.ingest.pipeline import IngestResult
@@ -43,6 +45,15 @@ from warroom.store import Store
 from warroom.telegram import _Enlisted, accept_many, precheck
 
 _STOP = object()
+Sink = Callable[[list[tuple[Any, "IngestResult | BaseException"]]], None]
+
+
+@dataclass(frozen=True)
+class _ToSink:
+    """Where a telegram's outcome goes (:meth:`TelegramWriter.submit_to`)."""
+
+    sink: Sink
+    key: Any
 
 
 class TelegramWriter:
@@ -79,6 +90,14 @@ class TelegramWriter:
         self._ensure_started()
         self._q.put((body, now, (loop, fut)))
         return await fut
+
+    def submit_to(self, body: bytes, now: int, sink: Sink, key: Any) -> None:
+        """Queue a telegram whose outcome goes to ``sink``: it is called, from the writer's
+        thread, once per batch with the ``(key, outcome)`` pairs of that batch's telegrams it
+        takes (an outcome is the :class:`IngestResult`, or the exception :meth:`submit`'s
+        future would raise)."""
+        self._ensure_started()
+        self._q.put((body, now, _ToSink(sink, key)))
 
     def close(self, timeout: float = 10.0) -> None:
         """Answer what is queued, then stop the threads."""
@@ -149,11 +168,16 @@ class TelegramWriter:
             self.batches += 1
             self.landed += len(outcomes)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
+        by_sink: dict[Sink, list[tuple[Any, Any]]] = {}
         for (_, _, fut, _), res in zip(batch, outcomes, strict=True):
             if isinstance(fut, Future):
                 _settle([(fut, res)])
+            elif isinstance(fut, _ToSink):
+                by_sink.setdefault(fut.sink, []).append((fut.key, res))
             else:
                 by_loop.setdefault(fut[0], []).append((fut[1], res))
+        for sink, pairs in by_sink.items():
+            sink(pairs)
         for loop, pairs in by_loop.items():
             try:
                 loop.call_soon_threadsafe(_settle, pairs)
