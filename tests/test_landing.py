@@ -176,7 +176,7 @@ def test_accept_many_with_prechecks_matches_without(tmp_path: Path) -> None:
                for i, b in enumerate(bodies)]
         if use_pre:
             wrong = keys.seen["a"]
-            pre[5] = tg.precheck(bodies[5], lambda _: wrong)  # another station's key: None
+            pre[5] = tg.precheck(bodies[5], lambda _, k=wrong: k)  # another station's key: None
             assert pre[5] is None
         now = int(time.time())
         items = [(b, now) for b in bodies]
