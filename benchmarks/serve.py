@@ -5,7 +5,7 @@ scenario, ``--samples 200``, ``--cot-port``; the stations' signing keys register
 figure depends on what an earlier phase left in the store (every ingest is followed by an
 assessment of all stored reports), then drives it from a separate client process:
 
-1. single signed telegrams (one report each, ``seq`` increasing per station) from 16
+1. single signed telegrams (one report each, ``seq`` increasing per station) from 32
    stations, one keep-alive connection each with one request in flight (a station waits for
    its answer before it sends its next telegram): requests/s, p50/p99 latency, errors, and
    reports lost (acknowledged by a 200 but not in the store afterwards; must be 0); first
@@ -352,7 +352,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="5 seconds a phase")
-    ap.add_argument("--connections", type=int, default=16,
+    ap.add_argument("--connections", type=int, default=32,
                     help="stations posting signed telegrams at once (one connection each)")
     ap.add_argument("--client", choices=["signed", "raw", "batch", "cot"], help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
