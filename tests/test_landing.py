@@ -196,3 +196,46 @@ def _scenario() -> Any:
     from warroom import scenario as scenario_mod
 
     return scenario_mod.load(POLE)
+
+
+def test_http_answers_503_when_the_worker_dies_and_lands_the_next(tmp_path: Path) -> None:
+    """Through a real server: a telegram whose worker dies before answering is not
+    acknowledged (503, nothing claimed); the station's next telegram lands."""
+    import threading
+
+    import httpx
+
+    from warroom.server import create_app
+    from warroom.workspace import open_workspace
+
+    from .serving import running
+
+    ws = open_workspace(str(tmp_path / "w.db"), str(POLE), create=True)
+    pem, _ = KeyStore(ws.store).new("station")
+    app = create_app(ws, samples=50, assess_after_ingest=False)
+    got: dict[str, Any] = {}
+    with running(app) as url, httpx.Client(base_url=url, timeout=60) as client:
+        landing = app.state.telegrams
+        assert isinstance(landing, Landing)  # a file store: telegrams land in the worker
+        r = client.post("/reports", content=_telegram(1, pem, "h1", source="station"))
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+        pid = landing._proc.pid
+        os.kill(pid, signal.SIGSTOP)
+
+        def post() -> None:
+            got["r"] = client.post("/reports",
+                                   content=_telegram(2, pem, "h2", source="station"))
+
+        t = threading.Thread(target=post)
+        t.start()
+        time.sleep(0.5)
+        assert "r" not in got  # held by the stopped worker: not answered
+        os.kill(pid, signal.SIGKILL)
+        t.join(30)
+        assert got["r"].status_code == 503, got["r"].text
+        assert "may or may not be stored" in got["r"].json()["detail"]
+        r = client.post("/reports", content=_telegram(3, pem, "h3", source="station"))
+        assert r.status_code == 200 and r.json()["accepted"] == 1
+        assert landing._proc.pid != pid
+    assert {"h1", "h3"} <= _stored(ws.store.path)
+    ws.store.close()

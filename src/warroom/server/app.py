@@ -82,7 +82,7 @@ from warroom.server.events import (
     hub_sink,
     report_event,
 )
-from warroom.server.landing import Landing
+from warroom.server.landing import Landing, LandingError
 from warroom.server.reports_route import ReportsRoute, read_body
 from warroom.server.scheduler import BriefingScheduler
 from warroom.server.telegram_writer import TelegramWriter
@@ -446,6 +446,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
                 r = await telegrams.land(body, now)
             except TelegramError as e:
                 raise HTTPException(e.status, e.reason) from None
+            except LandingError as e:  # not acknowledged: the station sends it again
+                raise HTTPException(503, str(e)) from None
             res = counts(r.accepted, r.duplicate, r.conflict, r.quarantined, r.messages,
                          r.format)
             return landed(res, "telegram", now)
