@@ -128,3 +128,39 @@ def test_project_of_point_at_is_identity(coords: list[list[float]], frac: float)
     s2, xt = r.project(lat, lon, near_km=s)
     assert xt < 1e-3
     assert s2 == pytest.approx(s, abs=1e-2)
+
+
+def test_project_where_the_route_turns_back_within_a_sample_spacing() -> None:
+    """A hairpin near 85 N whose second branch passes 0.2 km from the first: a point on the
+    first branch just before the turn is nearer a sample of the second branch than any
+    sample of its own (a case hypothesis found)."""
+    r = Route([[0.0, 85.0], [1.375, 85.03125], [3.25, 85.0859375], [2.0, 85.1171875]])
+    s = 0.71875 * r.length_km
+    lat, lon = r.point_at(s)
+    s2, xt = r.project(lat, lon, near_km=s)
+    assert xt < 1e-3
+    assert s2 == pytest.approx(s, abs=1e-2)
+
+
+@settings(max_examples=40, deadline=None)
+@given(routes(), st.lists(st.tuples(st.floats(-89.0, 89.0), st.floats(-180.0, 180.0),
+                                    st.floats(0.0, 1.0)), min_size=1, max_size=5),
+       st.lists(st.integers(0, 4), min_size=40, max_size=120), st.booleans())
+def test_project_many_of_repeated_points_is_each_projected_alone(
+        coords: list[list[float]], points: list[tuple[float, float, float]],
+        picks: list[int], with_near: bool) -> None:
+    """Many reports at a few positions (the case project_many projects once per position):
+    every one gets what projecting it alone gives."""
+    try:
+        r = Route(coords)
+    except ValueError:
+        return
+    rows = [points[i % len(points)] for i in picks]
+    lat = np.array([p[0] for p in rows])
+    lon = np.array([p[1] for p in rows])
+    near = np.array([p[2] * r.length_km for p in rows]) if with_near else None
+    s, xt = r.project_many(lat, lon, near)
+    for k in range(len(rows)):
+        s1, x1 = r.project(lat[k], lon[k], None if near is None else near[k])
+        assert s[k] == pytest.approx(s1, abs=1e-9)
+        assert xt[k] == pytest.approx(x1, abs=1e-9)

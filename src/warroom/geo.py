@@ -29,6 +29,8 @@ GEOD = Geod(ellps="WGS84")
 EARTH_RADIUS_KM = 6371.0088  # mean radius: only used to turn chord ranks into rough km
 
 _F = NDArray[np.float64]
+# project_many looks for repeated points from this many on (a few points: not worth a sort)
+_DEDUPE_FROM = 32
 
 
 def nvec(lat: ArrayLike, lon: ArrayLike) -> _F:
@@ -114,11 +116,27 @@ class Route:
         self, lat: ArrayLike, lon: ArrayLike, near_km: ArrayLike | None = None,
         tol_km: float = 10.0,
     ) -> tuple[_F, _F]:
-        """Vectorised :meth:`project`: arrays of ``s_km`` and ``cross_track_km``."""
+        """Vectorised :meth:`project`: arrays of ``s_km`` and ``cross_track_km``.
+
+        Each distinct ``(lat, lon[, near_km])`` is projected once: reports often repeat a
+        position (a gazetteer place, a unit that has not moved), and a projection costs a
+        distance to every dense sample of the route."""
         lat = np.atleast_1d(np.asarray(lat, dtype=float))
         lon = np.atleast_1d(np.asarray(lon, dtype=float))
         near = None if near_km is None else np.broadcast_to(
             np.asarray(near_km, dtype=float), lat.shape)
+        if lat.size > _DEDUPE_FROM:
+            keys = np.stack([lat, lon] if near is None else [lat, lon, near], axis=1)
+            uniq, inverse = np.unique(keys, axis=0, return_inverse=True)
+            if len(uniq) < lat.size:
+                s, x = self._project(uniq[:, 0], uniq[:, 1],
+                                     None if near is None else uniq[:, 2], tol_km)
+                inverse = inverse.reshape(-1)
+                return s[inverse], x[inverse]
+        return self._project(lat, lon, near, tol_km)
+
+    def _project(self, lat: _F, lon: _F, near: _F | None, tol_km: float) -> tuple[_F, _F]:
+        """:meth:`project_many` of every point as given (1-D float arrays)."""
         q = nvec(lat, lon)
         k_best = np.empty(len(lat), dtype=np.intp)
         chunk = max(1, 4_000_000 // len(self.s_dense))
@@ -140,7 +158,10 @@ class Route:
         return s, distance_km(flat, flon, lat, lon)
 
     def _refine(self, q: _F, k: NDArray[np.intp]) -> _F:
-        """Foot point on the two sub-segments around sample ``k``, in its tangent plane."""
+        """Foot point on the two sub-segments around sample ``k``, in its tangent plane; or on
+        the next sub-segment either side, where that is strictly nearer. (Where the route
+        turns back on itself within a sample spacing, the nearest sample can lie on the other
+        branch, one sub-segment beyond the one that holds the foot.)"""
         last = len(self.s_dense) - 1
         pk = self._n_dense[k]
         lat = np.radians(self.lat_dense[k])
@@ -166,6 +187,19 @@ class Route:
             s_other = self.s_dense[k] + t * (self.s_dense[other] - self.s_dense[k])
             better = dd < best_d
             best_s = np.where(better, s_other, best_s)
+            best_d = np.where(better, dd, best_d)
+        for a, b in ((np.maximum(k - 2, 0), np.maximum(k - 1, 0)),
+                     (np.minimum(k + 1, last), np.minimum(k + 2, last))):
+            ap, bp = plane(self._n_dense[a]), plane(self._n_dense[b])
+            ab = bp - ap
+            seg2 = np.sum(ab * ab, axis=-1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                t = np.clip(np.where(seg2 > 0, np.sum((qp - ap) * ab, -1) / seg2, 0.0),
+                            0.0, 1.0)
+            dd = np.sum((qp - ap - ab * t[:, None]) ** 2, axis=-1)
+            s_ab = self.s_dense[a] + t * (self.s_dense[b] - self.s_dense[a])
+            better = dd < best_d
+            best_s = np.where(better, s_ab, best_s)
             best_d = np.where(better, dd, best_d)
         return best_s
 

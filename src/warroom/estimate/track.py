@@ -378,6 +378,14 @@ def estimate(
             getattr(imm_c, k)) for k in vars(imm_c)})
     now = as_of / SECONDS_PER_DAY
     out: dict[str, ForceEstimate] = {}
+    iso: dict[int, str] = {}  # reports share times: each is written out once
+
+    def iso_of(t: int) -> str:
+        text = iso.get(t)
+        if text is None:
+            text = iso[t] = to_iso(t)
+        return text
+
     for i, force in enumerate(forces):
         m = ms[i]
         est = ForceEstimate(
@@ -390,7 +398,7 @@ def estimate(
             est.measurements.append(
                 {
                     "report": f"{rep.source}/{rep.report_id}",
-                    "observed_at": to_iso(rep.observed_at),
+                    "observed_at": iso_of(rep.observed_at),
                     "z_km": None if not np.isfinite(m.z[j]) else round(float(m.z[j]), 2),
                     "sigma_km": round(math.sqrt(m.r[j]), 2),
                     "cross_track_km": round(float(m.xt[j]), 1),
@@ -436,7 +444,7 @@ def estimate(
         if near is not None:
             est.place, est.place_km = near[0].label, near[1]
         for j in used:
-            h = {"t": to_iso(m.reports[j].observed_at), "s_km": round(float(xs[i, j, 0]), 2),
+            h = {"t": iso_of(m.reports[j].observed_at), "s_km": round(float(xs[i, j, 0]), 2),
                  "s_sd_km": round(math.sqrt(max(ps[i, j, 0, 0], 0.0)), 2),
                  "v_kmpd": round(float(xs[i, j, 1]), 2),
                  "v_sd_kmpd": round(math.sqrt(max(ps[i, j, 1, 1], 0.0)), 2)}

@@ -169,7 +169,9 @@ class Landing:
             self._ensure_started_locked()
 
     def _ensure_started_locked(self) -> None:
-        if self._proc is not None and self._proc.is_alive():
+        # A worker's reader clears ``_conn`` once the worker has gone (end of its pipe), and
+        # fails what it had not answered; so no liveness check (a system call) per telegram.
+        if self._conn is not None:
             return
         ctx = multiprocessing.get_context("spawn")
         mine, theirs = ctx.Pipe(duplex=True)
