@@ -31,6 +31,7 @@ EARTH_RADIUS_KM = 6371.0088  # mean radius: only used to turn chord ranks into r
 _F = NDArray[np.float64]
 # project_many looks for repeated points from this many on (a few points: not worth a sort)
 _DEDUPE_FROM = 32
+_METRE = 1e-3 / EARTH_RADIUS_KM  # one metre in the unit-sphere units of Route._refine
 
 
 def nvec(lat: ArrayLike, lon: ArrayLike) -> _F:
@@ -198,7 +199,9 @@ class Route:
                             0.0, 1.0)
             dd = np.sum((qp - ap - ab * t[:, None]) ** 2, axis=-1)
             s_ab = self.s_dense[a] + t * (self.s_dense[b] - self.s_dense[a])
-            better = dd < best_d
+            # only when nearer by a metre: where the branches coincide, the candidate chosen
+            # for being nearest ``near_km`` stands
+            better = np.sqrt(dd) + _METRE < np.sqrt(best_d)
             best_s = np.where(better, s_ab, best_s)
             best_d = np.where(better, dd, best_d)
         return best_s
