@@ -131,38 +131,37 @@ def test_project_of_point_at_is_identity(coords: list[list[float]], frac: float)
     assert s2 == pytest.approx(s, abs=1e-2)
 
 
-def test_project_where_the_route_turns_back_within_a_sample_spacing() -> None:
-    """A hairpin near 85 N whose second branch passes 0.2 km from the first: a point on the
-    first branch just before the turn is nearer a sample of the second branch than any
-    sample of its own (a case hypothesis found)."""
-    r = Route([[0.0, 85.0], [1.375, 85.03125], [3.25, 85.0859375], [2.0, 85.1171875]])
-    s = 0.71875 * r.length_km
+def _assert_projects_back(coords: list[list[float]], frac: float) -> None:
+    """The point ``frac`` of the way along the route projects back onto itself (with
+    ``near_km`` at its own ``s``)."""
+    r = Route(coords)
+    s = frac * r.length_km
     lat, lon = r.point_at(s)
     s2, xt = r.project(lat, lon, near_km=s)
     assert xt < 1e-3
     assert s2 == pytest.approx(s, abs=1e-2)
+
+
+def test_project_where_the_route_turns_back_within_a_sample_spacing() -> None:
+    """A hairpin near 85 N whose second branch passes 0.2 km from the first: a point on the
+    first branch just before the turn is nearer a sample of the second branch than any
+    sample of its own (a case hypothesis found)."""
+    _assert_projects_back(
+        [[0.0, 85.0], [1.375, 85.03125], [3.25, 85.0859375], [2.0, 85.1171875]], 0.71875)
 
 
 def test_project_where_the_route_doubles_back_over_itself_keeps_near() -> None:
     """A route that goes 0.4 km north and comes back south over the same line: the point
     0.44 km along it lies on both branches, and ``near_km`` chooses the second."""
-    r = Route([[0.0, 0.0], [0.0, 0.00390625], [0.0, 0.005859375], [0.0, -0.494140625]])
-    s = 0.0078125 * r.length_km
-    lat, lon = r.point_at(s)
-    s2, xt = r.project(lat, lon, near_km=s)
-    assert xt < 1e-3
-    assert s2 == pytest.approx(s, abs=1e-2)
+    _assert_projects_back(
+        [[0.0, 0.0], [0.0, 0.00390625], [0.0, 0.005859375], [0.0, -0.494140625]], 0.0078125)
 
 
 @pytest.mark.xfail(strict=True, reason="known: candidates are local minima over the route's "
                    "samples, and the return branch here has none (it passes over the start)")
 def test_project_on_a_return_branch_that_passes_over_the_start() -> None:
-    r = Route([[0.0, 0.0], [0.0, 0.001953125], [0.0, 0.001954125], [0.0, -0.498045875]])
-    s = 0.0078125 * r.length_km
-    lat, lon = r.point_at(s)
-    s2, xt = r.project(lat, lon, near_km=s)
-    assert xt < 1e-3
-    assert s2 == pytest.approx(s, abs=1e-2)
+    _assert_projects_back(
+        [[0.0, 0.0], [0.0, 0.001953125], [0.0, 0.001954125], [0.0, -0.498045875]], 0.0078125)
 
 
 @settings(max_examples=40, deadline=None, derandomize=True)

@@ -178,19 +178,13 @@ class Route:
         qp = plane(q)
         best_s = self.s_dense[k].copy()
         best_d = np.sum(qp * qp, axis=-1)
-        for other in (np.maximum(k - 1, 0), np.minimum(k + 1, last)):
-            op = plane(self._n_dense[other])
-            seg2 = np.sum(op * op, axis=-1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                t = np.clip(np.where(seg2 > 0, np.sum(qp * op, -1) / seg2, 0.0), 0.0, 1.0)
-            foot = op * t[:, None]
-            dd = np.sum((qp - foot) ** 2, axis=-1)
-            s_other = self.s_dense[k] + t * (self.s_dense[other] - self.s_dense[k])
-            better = dd < best_d
-            best_s = np.where(better, s_other, best_s)
-            best_d = np.where(better, dd, best_d)
-        for a, b in ((np.maximum(k - 2, 0), np.maximum(k - 1, 0)),
-                     (np.minimum(k + 1, last), np.minimum(k + 2, last))):
+        before, after = np.maximum(k - 1, 0), np.minimum(k + 1, last)
+        # (a, b, whether it must be nearer by a metre): the two sub-segments at k, then the
+        # next one either side, only when nearer by a metre (where the branches coincide,
+        # the candidate chosen for being nearest ``near_km`` stands)
+        for a, b, margin in ((k, before, False), (k, after, False),
+                             (np.maximum(k - 2, 0), before, True),
+                             (after, np.minimum(k + 2, last), True)):
             ap, bp = plane(self._n_dense[a]), plane(self._n_dense[b])
             ab = bp - ap
             seg2 = np.sum(ab * ab, axis=-1)
@@ -199,9 +193,7 @@ class Route:
                             0.0, 1.0)
             dd = np.sum((qp - ap - ab * t[:, None]) ** 2, axis=-1)
             s_ab = self.s_dense[a] + t * (self.s_dense[b] - self.s_dense[a])
-            # only when nearer by a metre: where the branches coincide, the candidate chosen
-            # for being nearest ``near_km`` stands
-            better = np.sqrt(dd) + _METRE < np.sqrt(best_d)
+            better = np.sqrt(dd) + _METRE < np.sqrt(best_d) if margin else dd < best_d
             best_s = np.where(better, s_ab, best_s)
             best_d = np.where(better, dd, best_d)
         return best_s
