@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -100,6 +100,8 @@ def test_interval_coverage_is_the_share_of_a_uniform_pit(a, b, c, d) -> None:
     if hi == lo:
         assert got == float(qa <= lo <= qb)
     else:
+        # a grid cannot sample an interval a few ulps wide (its points round onto the ends)
+        assume(hi - lo > 1e-9)
         grid = lo + (hi - lo) * (np.arange(20_000) + 0.5) / 20_000
         assert got == pytest.approx(np.mean((grid >= qa) & (grid <= qb)), abs=1e-3)
 
