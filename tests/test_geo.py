@@ -157,9 +157,9 @@ def test_project_where_the_route_doubles_back_over_itself_keeps_near() -> None:
         [[0.0, 0.0], [0.0, 0.00390625], [0.0, 0.005859375], [0.0, -0.494140625]], 0.0078125)
 
 
-@pytest.mark.xfail(strict=True, reason="known: candidates are local minima over the route's "
-                   "samples, and the return branch here has none (it passes over the start)")
 def test_project_on_a_return_branch_that_passes_over_the_start() -> None:
+    """The return branch passes over the route's start: none of its samples is nearer than
+    both its neighbours, yet its piece through the point is a candidate (``near_km`` picks it)."""
     _assert_projects_back(
         [[0.0, 0.0], [0.0, 0.001953125], [0.0, 0.001954125], [0.0, -0.498045875]], 0.0078125)
 
@@ -186,3 +186,39 @@ def test_project_many_of_repeated_points_is_each_projected_alone(
         s1, x1 = r.project(lat[k], lon[k], None if near is None else near[k])
         assert s[k] == pytest.approx(s1, abs=1e-9)
         assert xt[k] == pytest.approx(x1, abs=1e-9)
+
+
+def test_a_point_on_the_route_projects_onto_itself_near_a_pole() -> None:
+    """Near 88 S, where a route turns back north 0.5 degrees of latitude after its turn south:
+    a point of the route projects onto itself, 0 km off (ranking samples, not pieces, put it
+    0.2 km off on another part; a case hypothesis found)."""
+    r = Route([[0.0, -88.0], [1.5, -88.0], [3.0, -88.0], [3.0, -88.5], [4.0, -87.375]])
+    s = 0.375 * r.length_km
+    lat, lon = r.point_at(s)
+    s2, xt = r.project(lat, lon)
+    assert xt < 1e-3
+    assert s2 == pytest.approx(s, abs=1e-2)
+
+
+@settings(max_examples=80, deadline=None, derandomize=True)
+@given(routes(), st.lists(st.tuples(st.floats(0.0, 1.0), st.floats(-0.02, 0.02),
+                                    st.floats(-0.02, 0.02)), min_size=1, max_size=6))
+def test_no_point_of_the_route_is_nearer_than_the_projection(
+        coords: list[list[float]], picks: list[tuple[float, float, float]]) -> None:
+    """Without ``near_km`` the projection is the nearest point of the route: for queries up to
+    ~2 km off it, no point of the route (every 25 m along it) is nearer the query than the
+    foot. (Margin: 1e-4 of the distance, as the pieces are ranked by n-vector chords, whose
+    order can differ from geodesic distance by the ellipsoid's flattening; and 1 mm.)"""
+    try:
+        r = Route(coords)
+    except ValueError:
+        return
+    lat0, lon0 = r.point_at(np.array([f * r.length_km for f, _, _ in picks]))
+    lat = np.clip(lat0 + np.array([d for _, d, _ in picks]), -89.99, 89.99)
+    lon = lon0 + np.array([d for _, _, d in picks])
+    _, xt = r.project_many(lat, lon)
+    n_grid = min(40_000, int(r.length_km / 0.025) + 2)
+    glat, glon = r.point_at(np.linspace(0.0, r.length_km, n_grid))
+    for k in range(len(lat)):
+        nearest = float(distance_km(glat, glon, lat[k], lon[k]).min())
+        assert xt[k] <= nearest * (1 + 1e-4) + 1e-6

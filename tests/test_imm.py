@@ -146,7 +146,8 @@ def random_params(seed: int) -> IMMParams:
     )
 
 
-def compare(res: IMMResult, ref: dict[str, np.ndarray], loglik_atol: float = 1e-9) -> None:
+def compare(res: IMMResult, ref: dict[str, np.ndarray], loglik_atol: float = 1e-9,
+            rtol: float = TOL["rtol"]) -> None:
     for name, want in ref.items():
         got = getattr(res, name)
         assert got.shape == want.shape, name
@@ -155,7 +156,7 @@ def compare(res: IMMResult, ref: dict[str, np.ndarray], loglik_atol: float = 1e-
         elif name == "loglik":
             np.testing.assert_allclose(got, want, err_msg=name, rtol=1e-9, atol=loglik_atol)
         else:
-            np.testing.assert_allclose(got, want, err_msg=name, **TOL)
+            np.testing.assert_allclose(got, want, err_msg=name, rtol=rtol, atol=TOL["atol"])
 
 
 batches = st.builds(
@@ -176,12 +177,13 @@ def test_equals_plain_reference(b: Batch, params_seed: int, gate: float | None) 
     """Random switching rates, including zero rates (regimes that cannot be re-entered) and
     long gaps: a switching probability can then be ~1e-10 while Π(dt) is exact only to ~1e-16
     in absolute terms (here and in scipy's expm alike), so a report that such an unlikely
-    regime explains moves the log-likelihood by up to ~1e-7; states, covariances and
-    probabilities stay within 1e-9."""
+    regime explains moves the log-likelihood by up to ~1e-7, and the regime probabilities
+    (with the states and covariances they mix) by parts in 1e8 (a case hypothesis found:
+    3.7e-8); elsewhere they agree to 1e-9."""
     params = random_params(params_seed)
     res = imm_filter(b.t, b.z, b.r, b.valid, b.x0, b.P0, params, gate=gate)
     ref = reference_imm(b.t, b.z, b.r, b.valid, b.x0, b.P0, params, gate)
-    compare(res, ref, loglik_atol=1e-6)
+    compare(res, ref, loglik_atol=1e-6, rtol=1e-7)
 
 
 @settings(max_examples=10, deadline=None)

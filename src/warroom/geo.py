@@ -4,17 +4,19 @@ A :class:`Route` is a polyline whose edges are geodesics between its vertices. I
 ``s`` (km from the first vertex) is the coordinate the whole engine works in.
 
 How projection works. The route is sampled every ``step_km`` (1 km by default) with points lying
-exactly on its geodesics (``Geod.fwd``). A query is compared with every sample by the chord
-between geodetic unit normals (n-vectors), which is exact in ranking up to the ellipsoid's
-flattening and has no trouble at the poles or across 180 degrees. The best sample's two adjacent
-sub-segments are then solved in the local tangent plane (sub-kilometre pieces, so the planar
-error is millimetres), and the cross-track distance is the geodesic distance from the foot point
-to the query (``Geod.inv``).
+exactly on its geodesics (``Geod.fwd``). A query is compared with every sub-segment between
+consecutive samples by the chord between geodetic unit normals (n-vectors): the distance to
+each piece, which is exact in ranking up to the ellipsoid's flattening and has no trouble at the
+poles or across 180 degrees. The chosen piece is then solved in its local tangent plane
+(sub-kilometre pieces, so the planar error is millimetres), and the cross-track distance is the
+geodesic distance from the foot point to the query (``Geod.inv``).
 
 Where a route passes close to itself (an out-and-back road, a hairpin) a report may sit near
-several parts of it: every local minimum of the distance within ``tol_km`` of the best one is a
-candidate, and with ``near_km`` (the estimator's predicted ``s``) the candidate nearest that
-``s`` wins.
+several parts of it: every piece nearer than both its neighbours (a local minimum of the
+distance along the route) and within ``tol_km`` of the best is a candidate, and with
+``near_km`` (the estimator's predicted ``s``) the candidate whose foot is nearest that ``s``
+wins. Pieces, not samples: a branch that passes between two samples has a nearest piece there
+even when neither sample is nearer than its neighbours (one on another branch).
 """
 
 from __future__ import annotations
@@ -31,7 +33,9 @@ EARTH_RADIUS_KM = 6371.0088  # mean radius: only used to turn chord ranks into r
 _F = NDArray[np.float64]
 # project_many looks for repeated points from this many on (a few points: not worth a sort)
 _DEDUPE_FROM = 32
-_METRE = 1e-3 / EARTH_RADIUS_KM  # one metre in the unit-sphere units of Route._refine
+# squared distance (unit sphere) below which Route._segment_distances recomputes a piece's
+# distance from vector differences: (6.4 m)^2, far above the ~1e-16 noise of the fast formula
+_NEAR = 1e-12
 
 
 def nvec(lat: ArrayLike, lon: ArrayLike) -> _F:
@@ -86,6 +90,11 @@ class Route:
         self.lat_dense: _F = dlat
         self.lon_dense: _F = dlon
         self._n_dense: _F = nvec(dlat, dlon)
+        # squared chord of each sub-segment between consecutive samples (unit-sphere units)
+        self._seg2: _F = np.sum(np.diff(self._n_dense, axis=0) ** 2, axis=-1)
+        with np.errstate(divide="ignore"):  # (0 for a piece of no length: its foot is its start)
+            self._inv_seg2: _F = np.where(self._seg2 > 0.0, 1.0 / self._seg2, 0.0)
+        self._ds: _F = np.diff(self.s_dense)  # km along each sub-segment
         self._crossings: dict[tuple[tuple[float, float], ...], tuple[float, ...]] = {}
 
     # -- along the route ---------------------------------------------------------------------
@@ -139,34 +148,75 @@ class Route:
     def _project(self, lat: _F, lon: _F, near: _F | None, tol_km: float) -> tuple[_F, _F]:
         """:meth:`project_many` of every point as given (1-D float arrays)."""
         q = nvec(lat, lon)
-        k_best = np.empty(len(lat), dtype=np.intp)
-        chunk = max(1, 4_000_000 // len(self.s_dense))
+        seg = np.empty(len(lat), dtype=np.intp)
+        # queries a chunk: each temporary (chunk x pieces) of ~2 MB stays in cache
+        chunk = max(1, 262_144 // len(self._seg2))
         for a in range(0, len(lat), chunk):
             b = min(a + chunk, len(lat))
-            # chord length between unit normals -> approximate km, monotone in true distance
-            d = np.sqrt(np.maximum(2.0 - 2.0 * (q[a:b] @ self._n_dense.T), 0.0)) * EARTH_RADIUS_KM
+            d2, t = self._segment_distances(q[a:b], q[a:b] @ self._n_dense.T)
             if near is None:
-                k_best[a:b] = np.argmin(d, axis=1)
+                seg[a:b] = np.argmin(d2, axis=1)
                 continue
-            left = np.concatenate([np.full((b - a, 1), np.inf), d[:, :-1]], axis=1)
-            right = np.concatenate([d[:, 1:], np.full((b - a, 1), np.inf)], axis=1)
-            dmin = d.min(axis=1, keepdims=True)
-            cand = (d <= left) & (d <= right) & (d <= dmin + tol_km)
-            score = np.where(cand, np.abs(self.s_dense[None, :] - near[a:b, None]), np.inf)
-            k_best[a:b] = np.argmin(score, axis=1)
-        s = self._refine(q, k_best)
+            # candidates: pieces no farther than either neighbour, and within tol_km (rough
+            # km on the sphere: enough for a tolerance) of the nearest
+            reach = np.sqrt(d2.min(axis=1, keepdims=True)) + tol_km / EARTH_RADIUS_KM
+            cand = d2 <= reach * reach
+            cand[:, 1:] &= d2[:, 1:] <= d2[:, :-1]
+            cand[:, :-1] &= d2[:, :-1] <= d2[:, 1:]
+            foot = self.s_dense[:-1] + t * self._ds
+            score = np.where(cand, np.abs(foot - near[a:b, None]), np.inf)
+            seg[a:b] = np.argmin(score, axis=1)
+        s = self._refine(q, seg)
         flat, flon = self.point_at(s)
         return s, distance_km(flat, flon, lat, lon)
 
-    def _refine(self, q: _F, k: NDArray[np.intp]) -> _F:
-        """Foot point on the two sub-segments around sample ``k``, in its tangent plane; or on
-        the next sub-segment either side, where that is strictly nearer. (Where the route
-        turns back on itself within a sample spacing, the nearest sample can lie on the other
-        branch, one sub-segment beyond the one that holds the foot.)"""
-        last = len(self.s_dense) - 1
-        pk = self._n_dense[k]
-        lat = np.radians(self.lat_dense[k])
-        lon = np.radians(self.lon_dense[k])
+    def _segment_distances(self, q: _F, g: _F) -> tuple[_F, _F]:
+        """Squared distances (unit-sphere units) from queries ``q`` (n-vectors) to every
+        sub-segment, and the foot's fraction ``t`` along it, from ``g = q @ n.T`` (the queries
+        against every sample's n-vector).
+
+        Sub-segment ``j`` is the chord from ``a = n_j`` to ``b = n_{j+1}``. With ``|a| = 1``
+        and ``L = |b - a|^2`` (so ``1 - a.b = L / 2``): ``(q - a).(b - a) = g_{j+1} - g_j +
+        L / 2`` and ``|q - a|^2 = 2 - 2 g_j``; ``t = clip((q - a).(b - a) / L, 0, 1)`` and the
+        distance is ``|q - a|^2 - 2 t (q - a).(b - a) + t^2 L``. A chord differs from its
+        geodesic by parts per billion over a sub-kilometre piece: the ranking is exact enough,
+        and :meth:`_refine` solves the chosen piece precisely.
+
+        Dot products of unit vectors keep ~1e-16 of ``g``, so these distances are noise below
+        ~0.1 m; pieces within ``_NEAR`` of a query are computed again from differences of the
+        vectors, which keep their digits (where two branches lie centimetres apart, the right
+        one must still be the nearer)."""
+        seg2, inv = self._seg2, self._inv_seg2
+        ga = g[:, :-1]
+        along = g[:, 1:] - ga  # (in place from here: these are the hot arrays)
+        along += 0.5 * seg2
+        t = along * inv
+        np.clip(t, 0.0, 1.0, out=t)
+        d2 = t * seg2
+        d2 -= along
+        d2 -= along
+        d2 *= t  # t^2 L - 2 t (q - a).(b - a)
+        d2 -= ga
+        d2 -= ga
+        d2 += 2.0
+        np.maximum(d2, 0.0, out=d2)
+        i, j = np.nonzero(d2 < _NEAR)
+        if i.size:
+            qa = q[i] - self._n_dense[j]
+            ab = self._n_dense[j + 1] - self._n_dense[j]
+            tj = np.clip(np.sum(qa * ab, -1) * inv[j], 0.0, 1.0)
+            t[i, j] = tj
+            d2[i, j] = np.sum((qa - tj[:, None] * ab) ** 2, -1)
+        return d2, t
+
+    def _refine(self, q: _F, seg: NDArray[np.intp]) -> _F:
+        """``s`` (km) of the foot point on sub-segment ``seg`` (samples ``seg`` and ``seg + 1``),
+        solved in the tangent plane at sample ``seg`` (sub-kilometre pieces: millimetres of
+        planar error; differences of nearby vectors keep the digits that dot products of
+        unit vectors lose)."""
+        pk = self._n_dense[seg]
+        lat = np.radians(self.lat_dense[seg])
+        lon = np.radians(self.lon_dense[seg])
         east = np.stack([-np.sin(lon), np.cos(lon), np.zeros_like(lon)], axis=-1)
         north = np.stack([-np.sin(lat) * np.cos(lon), -np.sin(lat) * np.sin(lon), np.cos(lat)],
                          axis=-1)
@@ -176,27 +226,11 @@ class Route:
             return np.stack([np.sum(d * east, -1), np.sum(d * north, -1)], axis=-1)
 
         qp = plane(q)
-        best_s = self.s_dense[k].copy()
-        best_d = np.sum(qp * qp, axis=-1)
-        before, after = np.maximum(k - 1, 0), np.minimum(k + 1, last)
-        # (a, b, whether it must be nearer by a metre): the two sub-segments at k, then the
-        # next one either side, only when nearer by a metre (where the branches coincide,
-        # the candidate chosen for being nearest ``near_km`` stands)
-        for a, b, margin in ((k, before, False), (k, after, False),
-                             (np.maximum(k - 2, 0), before, True),
-                             (after, np.minimum(k + 2, last), True)):
-            ap, bp = plane(self._n_dense[a]), plane(self._n_dense[b])
-            ab = bp - ap
-            seg2 = np.sum(ab * ab, axis=-1)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                t = np.clip(np.where(seg2 > 0, np.sum((qp - ap) * ab, -1) / seg2, 0.0),
-                            0.0, 1.0)
-            dd = np.sum((qp - ap - ab * t[:, None]) ** 2, axis=-1)
-            s_ab = self.s_dense[a] + t * (self.s_dense[b] - self.s_dense[a])
-            better = np.sqrt(dd) + _METRE < np.sqrt(best_d) if margin else dd < best_d
-            best_s = np.where(better, s_ab, best_s)
-            best_d = np.where(better, dd, best_d)
-        return best_s
+        ab = plane(self._n_dense[seg + 1])  # (a, sample ``seg``, is the plane's origin)
+        len2 = np.sum(ab * ab, axis=-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.clip(np.where(len2 > 0, np.sum(qp * ab, -1) / len2, 0.0), 0.0, 1.0)
+        return self.s_dense[seg] + t * (self.s_dense[seg + 1] - self.s_dense[seg])  # type: ignore[no-any-return]
 
     # -- objectives and crossings ---------------------------------------------------------------
     def first_within(self, lat: float, lon: float, radius_km: float) -> float | None:

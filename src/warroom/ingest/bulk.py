@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from functools import partial
-from operator import methodcaller
 from typing import Any
 
 import numpy as np
@@ -126,10 +124,6 @@ def repr_texts(texts: Sequence[str], n: int) -> list[str] | None:
     return out
 
 
-_blake16 = partial(hashlib.blake2b, digest_size=16)
-_hex = methodcaller("hexdigest")
-
-
 def _pieces(values: Sequence[Any], n: int, texts: Sequence[str] | None, plain: bool = False
             ) -> tuple[str, Sequence[str] | None, bool]:
     """How one column appears in the rows' reprs: ``(constant, None, _)`` when it is the same
@@ -194,4 +188,6 @@ def content_digests(columns: Sequence[Sequence[Any]], n: int,
         flat[2 * k + 1::stride] = vals
     reprs = "".join(flat).encode("utf-8", "surrogatepass").split(b"\n")  # type: ignore[arg-type]
     reprs.pop()
-    return list(map(_hex, map(_blake16, reprs)))
+    # (a comprehension, not map over a partial: that merges its keywords into a dict per row)
+    blake2b = hashlib.blake2b
+    return [blake2b(r, digest_size=16).hexdigest() for r in reprs]
