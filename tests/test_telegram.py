@@ -588,6 +588,25 @@ def test_writer_lands_a_batch_in_one_commit_and_refuses_only_the_bad(
     assert keys.get("fram").last_seq == 20
 
 
+def test_writer_waits_for_the_telegrams_still_being_checked(
+        store: Store, validator: Validator, keys: KeyStore, fram: bytes) -> None:
+    """Telegrams that arrive together land together, though their signatures are checked one
+    after another: the writer takes the first checked one and waits for those queued behind
+    it (within ``gather_s``), rather than commit each as the checker hands it over."""
+    import threading
+
+    from warroom.server.telegram_writer import TelegramWriter
+
+    w = TelegramWriter(store, validator, keys, threading.RLock(), gather_s=5.0)
+    bodies = [wire(tg.make("fram", i + 1, [{**S1, "report_id": f"w{i}"}], fram, sent_at=NOW))
+              for i in range(40)]
+    futs = [w.submit(b, NOW) for b in bodies]  # (the store is free: nothing holds the lock)
+    assert all(f.result(timeout=30).accepted == 1 for f in futs)
+    w.close()
+    assert w.landed == 40 and w.batches <= 2  # (one, if the first is not taken alone)
+    assert keys.get("fram").last_seq == 40
+
+
 def test_writer_isolates_a_store_failure_and_fails_all_on_a_failed_commit(
         store: Store, validator: Validator, keys: KeyStore, fram: bytes) -> None:
     import sqlite3

@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -60,12 +61,13 @@ class TelegramWriter:
     """Lands telegrams on ``store`` (under ``lock``, the app's store lock) in batches."""
 
     def __init__(self, store: Store, validator: Validator, keys: KeyStore, lock: Any,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, gather_s: float = 0.005) -> None:
         self.store = store
         self.validator = validator
         self.keys = keys
         self.lock = lock
         self.max_batch = max_batch
+        self.gather_s = gather_s  # longest a batch waits for telegrams still being checked
         self.batches = 0   # transactions committed (for tests and benchmarks)
         self.landed = 0    # telegrams answered
         self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()   # as received
@@ -133,18 +135,28 @@ class TelegramWriter:
                 checked = precheck(body, hint)
             except Exception:  # never lose a telegram to the shortcut: the writer decides
                 checked = None
-            self._wq.put((body, now, fut, checked))
+            # (and whether more are queued behind it: the writer may wait for them)
+            self._wq.put((body, now, fut, checked, not self._q.empty()))
 
     def _run(self) -> None:
+        """Land batches: every telegram checked so far, and those still being checked that
+        were queued behind them (for up to ``gather_s``): a transaction's fixed cost (its
+        ``COMMIT`` writes the WAL: ~0.14 ms here) then falls on many telegrams, not on each
+        one as the checker hands it over, and the cores go to checking instead."""
         stop = False
         while not stop:
             item = self._wq.get()
             if item is _STOP:
                 return
             batch = [item]
+            until = time.monotonic() + self.gather_s
             while len(batch) < self.max_batch:
                 try:
-                    nxt = self._wq.get_nowait()
+                    if batch[-1][4]:  # more were queued behind the last: they come next
+                        wait = until - time.monotonic()
+                        nxt = self._wq.get(timeout=wait) if wait > 0 else self._wq.get_nowait()
+                    else:
+                        nxt = self._wq.get_nowait()
                 except queue.Empty:
                     break
                 if nxt is _STOP:
@@ -153,15 +165,15 @@ class TelegramWriter:
                 batch.append(nxt)
             self._land(batch)
 
-    def _land(self, batch: list[tuple[bytes, int, Any, Any]]) -> None:
+    def _land(self, batch: list[tuple[bytes, int, Any, Any, bool]]) -> None:
         outcomes: list[IngestResult | BaseException]
         try:
             with self.lock, self.store.transaction():
                 # each accept() becomes a savepoint; telegrams that can land together do
                 outcomes = list(accept_many(_Enlisted(self.store), self.validator,
-                                            [(body, now) for body, now, _, _ in batch],
+                                            [(body, now) for body, now, *_ in batch],
                                             self.keys,
-                                            checked=[c for _, _, _, c in batch]))
+                                            checked=[c for _, _, _, c, _ in batch]))
         except BaseException as e:  # the commit failed: nothing of the batch is stored
             outcomes = [e] * len(batch)
         else:
@@ -169,7 +181,7 @@ class TelegramWriter:
             self.landed += len(outcomes)
         by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], Any]]] = {}
         by_sink: dict[Sink, list[tuple[Any, Any]]] = {}
-        for (_, _, fut, _), res in zip(batch, outcomes, strict=True):
+        for (_, _, fut, _, _), res in zip(batch, outcomes, strict=True):
             if isinstance(fut, Future):
                 _settle([(fut, res)])
             elif isinstance(fut, _ToSink):
