@@ -5,17 +5,24 @@ scenario, ``--samples 200``, ``--cot-port``; the stations' signing keys register
 figure depends on what an earlier phase left in the store (every ingest is followed by an
 assessment of all stored reports), then drives it from a separate client process:
 
-1. single signed telegrams (one report each, ``seq`` increasing per station) from 32
-   stations, one keep-alive connection each with one request in flight (a station waits for
-   its answer before it sends its next telegram): requests/s, p50/p99 latency, errors, and
-   reports lost (acknowledged by a 200 but not in the store afterwards; must be 0); first
-   pre-signed over plain asyncio sockets (signing is the stations' work, done on their own
-   machines: the client's costs out of the way, the server's figure), then with httpx on
-   threads signing each telegram as it goes (client and server share the 2 cores);
+1. single signed telegrams (one report each, ``seq`` increasing per station), each station
+   one keep-alive connection with one request in flight (a station waits for its answer
+   before it sends its next telegram): requests/s, p50/p99 latency, errors, and reports lost
+   (acknowledged by a 200 but not in the store afterwards; must be 0); first pre-signed over
+   plain asyncio sockets (signing is the stations' work, done on their own machines: the
+   client's costs out of the way, the server's figure), once for each number of stations in
+   ``--stations`` (32, 48, 64), then with httpx on threads signing each telegram as it goes
+   (``--connections`` stations; client and server share the 2 cores).
+
+   With one request in flight per station, the rate is the stations over the latency
+   (Little's law): more stations raise the rate until the server is busy, and then the
+   latency. The target is a rate at a latency (>= 2,000/s with p99 <= 50 ms), so the verdict
+   takes the best rate among the station counts whose p99 is within 50 ms, with no errors and
+   nothing lost;
 2. batched NDJSON, 10,000 reports a body, from two feeds posting back to back: reports/s;
 3. CoT events streamed over TCP: events/s stored.
 
-    .venv/bin/python benchmarks/serve.py [--seconds 30] [--quick] [--connections 16]
+    .venv/bin/python benchmarks/serve.py [--seconds 30] [--quick] [--stations 32,48,64]
 """
 
 from __future__ import annotations
@@ -353,7 +360,11 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--quick", action="store_true", help="5 seconds a phase")
     ap.add_argument("--connections", type=int, default=32,
-                    help="stations posting signed telegrams at once (one connection each)")
+                    help="stations posting signed telegrams at once (one connection each), "
+                         "for the phase that signs as it goes (and for --client)")
+    ap.add_argument("--stations", default="32,48,64",
+                    help="numbers of stations for the pre-signed phase, comma-separated (one "
+                         "run on a fresh server each)")
     ap.add_argument("--client", choices=["signed", "raw", "batch", "cot"], help=argparse.SUPPRESS)
     ap.add_argument("--url", help=argparse.SUPPRESS)
     ap.add_argument("--cot-port", type=int, default=0, help=argparse.SUPPRESS)
@@ -367,22 +378,34 @@ def main() -> None:
                    args.connections, Path(args.result))
         return
 
-    print(f"phase seconds: {args.seconds:g}; stations: {args.connections}; each phase on a "
-          "fresh server and store", flush=True)
-    for mode, label, like in (("raw", "signed telegrams, pre-signed, asyncio sockets", "raw%"),
-                              ("signed", "signed telegrams, httpx signing as it goes",
-                               "bench%")):
+    stations = sorted({int(x) for x in args.stations.split(",") if x.strip()})
+    print(f"phase seconds: {args.seconds:g}; each phase on a fresh server and store",
+          flush=True)
+    within: list[tuple[float, int]] = []  # (rate, stations) of the runs within the target p99
+    runs = [("raw", n, f"signed telegrams, pre-signed, asyncio sockets, {n} stations", "raw%")
+            for n in stations]
+    runs.append(("signed", args.connections, "signed telegrams, httpx signing as it goes, "
+                 f"{args.connections} stations", "bench%"))
+    for mode, n, label, like in runs:
+        args.connections = n
         with fresh_server(args) as (url, cot_port, db, t):
             s = spawn_client(mode, args, url, cot_port, t, t / f"{mode}.json")
             lost = set(s["acked"]) - stored_ids(db, like)
             print(f"{label}: {s['rps']:,.0f} requests/s "
                   f"({s['requests']:,} in {s['elapsed']:.1f} s), p50 {s['p50_ms']:.1f} ms, "
                   f"p99 {s['p99_ms']:.1f} ms, errors {s['errors']}, "
-                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)   "
-                  f"[target >= {TARGET_SIGNED_RPS:,}/s, p99 <= {TARGET_P99_MS:g} ms]",
+                  f"acknowledged {len(s['acked']):,}, lost {len(lost)} (must be 0)",
                   flush=True)
             for e in s["error_samples"]:
                 print("  error:", e)
+            if mode == "raw" and s["p99_ms"] <= TARGET_P99_MS and not s["errors"] and not lost:
+                within.append((s["rps"], n))
+    best = max(within, default=None)
+    print("signed telegrams, best rate with p99 <= "
+          f"{TARGET_P99_MS:g} ms, no errors, nothing lost: "
+          + (f"{best[0]:,.0f} requests/s ({best[1]} stations)" if best else "none")
+          + f"   [target >= {TARGET_SIGNED_RPS:,}/s: "
+          + ("met" if best and best[0] >= TARGET_SIGNED_RPS else "NOT met") + "]", flush=True)
 
     with fresh_server(args) as (url, cot_port, db, t):
         b = spawn_client("batch", args, url, cot_port, t, t / "batch.json")

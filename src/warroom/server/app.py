@@ -54,6 +54,7 @@ from warroom.assess.lifecycle import Alert, Transition, advance
 from warroom.assess.rules import evaluate
 from warroom.assess.sinks import payload
 from warroom.brief import build_briefing
+from warroom.checkpointer import Checkpointer
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
 from warroom.forecast.params import ForecastParams, OverrideError, parse_overrides
@@ -251,6 +252,11 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        checkpointer = None
+        if in_file:  # the server's commits leave WAL checkpoints to a thread
+            with lock:
+                store.defer_checkpoints()
+            checkpointer = Checkpointer(store.path).start()
         if assessor is not None and assess_after_ingest:
             assessor.start()  # the worker loads while the server starts
         if isinstance(telegrams, Landing):
@@ -276,6 +282,8 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
             await asyncio.to_thread(telegrams.close)
             if assessor is not None:
                 await asyncio.to_thread(assessor.close)
+            if checkpointer is not None:
+                await asyncio.to_thread(checkpointer.stop)
 
     app = WarroomAPI(title="warroom", version="1", lifespan=lifespan,
                   description="Where each force is, how fast it advances, and who reaches "

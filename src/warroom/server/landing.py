@@ -80,12 +80,16 @@ def _worker(conn: Connection, db: str, scenario_path: str, server_pid: int) -> N
     threading.Thread(target=watch, daemon=True, name="warroom-landing-watch").start()
 
     from warroom import scenario as scenario_mod
+    from warroom.checkpointer import Checkpointer
     from warroom.ingest.validate import Validator
     from warroom.keystore import KeyStore
     from warroom.server.telegram_writer import TelegramWriter
     from warroom.store import Store
 
     store = Store(db)
+    # a flood of small commits: none of them stalls for a checkpoint (a thread does those)
+    store.defer_checkpoints()
+    checkpointer = Checkpointer(db).start()
     writer = TelegramWriter(store, Validator(scenario_mod.load(scenario_path)), KeyStore(store),
                             threading.RLock())
     send_lock = threading.Lock()
@@ -107,6 +111,7 @@ def _worker(conn: Connection, db: str, scenario_path: str, server_pid: int) -> N
                 writer.submit_to(body, now, reply, key)
     finally:
         writer.close()  # answers what is queued
+        checkpointer.stop()
         store.close()
         with send_lock, contextlib.suppress(OSError):
             conn.send_bytes(pickle.dumps(_STOP))
