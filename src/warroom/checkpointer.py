@@ -7,9 +7,10 @@ signed telegrams) that made the tail: p99 over 100 ms at 64 stations where p50 w
 
 A :class:`Checkpointer` runs a PASSIVE checkpoint every ``interval_s`` on its own connection:
 PASSIVE never waits for a lock and never blocks a writer or a reader (it copies what no reader
-still needs), and the sqlite3 module releases the GIL while it runs. The writers' connections
-then call :meth:`warroom.store.Store.defer_checkpoints`: their commits checkpoint only past
-:data:`FALLBACK_PAGES` of log, a bound on the WAL should the checkpointer fall behind.
+still needs), and the sqlite3 module releases the GIL while it runs.
+:func:`checkpoint_in_background` starts one for a store and turns its connection's own
+checkpoints down: its commits checkpoint only past :data:`FALLBACK_PAGES` of log, a bound on
+the WAL should the checkpointer fall behind.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from warroom.store import Store
 
 log = logging.getLogger("warroom.store")
 
@@ -61,3 +66,11 @@ class Checkpointer:
                     return
         finally:
             conn.close()
+
+
+def checkpoint_in_background(store: Store, interval_s: float = 1.0) -> Checkpointer:
+    """Leave ``store``'s WAL checkpoints to a started :class:`Checkpointer` (stop it before
+    closing the store): commits on the store's connection checkpoint only past
+    :data:`FALLBACK_PAGES` of log, instead of every 64 MiB."""
+    store.conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
+    return Checkpointer(store.path, interval_s).start()

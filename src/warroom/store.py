@@ -146,14 +146,6 @@ class Store:
     def transaction(self) -> _Tx:
         return _Tx(self.conn)
 
-    def defer_checkpoints(self) -> None:
-        """Leave WAL checkpoints to a :class:`warroom.checkpointer.Checkpointer`: commits on
-        this connection checkpoint only past ``FALLBACK_PAGES`` of log (should it fall
-        behind), instead of every 64 MiB."""
-        from warroom.checkpointer import FALLBACK_PAGES
-
-        self.conn.execute(f"PRAGMA wal_autocheckpoint={FALLBACK_PAGES}")
-
     def close(self) -> None:
         self.conn.close()
 

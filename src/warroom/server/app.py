@@ -54,7 +54,7 @@ from warroom.assess.lifecycle import Alert, Transition, advance
 from warroom.assess.rules import evaluate
 from warroom.assess.sinks import payload
 from warroom.brief import build_briefing
-from warroom.checkpointer import Checkpointer
+from warroom.checkpointer import checkpoint_in_background
 from warroom.estimate.config import estimate_params
 from warroom.estimate.track import estimate
 from warroom.forecast.params import ForecastParams, OverrideError, parse_overrides
@@ -255,8 +255,7 @@ def create_app(workspace: Workspace, *, max_body_bytes: int = 16 * MiB,
         checkpointer = None
         if in_file:  # the server's commits leave WAL checkpoints to a thread
             with lock:
-                store.defer_checkpoints()
-            checkpointer = Checkpointer(store.path).start()
+                checkpointer = checkpoint_in_background(store)
         if assessor is not None and assess_after_ingest:
             assessor.start()  # the worker loads while the server starts
         if isinstance(telegrams, Landing):

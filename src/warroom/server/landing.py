@@ -80,7 +80,7 @@ def _worker(conn: Connection, db: str, scenario_path: str, server_pid: int) -> N
     threading.Thread(target=watch, daemon=True, name="warroom-landing-watch").start()
 
     from warroom import scenario as scenario_mod
-    from warroom.checkpointer import Checkpointer
+    from warroom.checkpointer import checkpoint_in_background
     from warroom.ingest.validate import Validator
     from warroom.keystore import KeyStore
     from warroom.server.telegram_writer import TelegramWriter
@@ -88,8 +88,7 @@ def _worker(conn: Connection, db: str, scenario_path: str, server_pid: int) -> N
 
     store = Store(db)
     # a flood of small commits: none of them stalls for a checkpoint (a thread does those)
-    store.defer_checkpoints()
-    checkpointer = Checkpointer(db).start()
+    checkpointer = checkpoint_in_background(store)
     writer = TelegramWriter(store, Validator(scenario_mod.load(scenario_path)), KeyStore(store),
                             threading.RLock())
     send_lock = threading.Lock()
