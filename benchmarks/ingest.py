@@ -83,7 +83,7 @@ def _executemany(db: Path, n: int, with_nulls: bool) -> tuple[float, float]:
     names = list(ROW_FIELDS) + ["ingested_at", "origin"]
     rows: list[tuple[Any, ...]] = [
         ("bench", f"p{i}", "us9", i, i, 52.0, 12.0, None, None, "B2", "position", None,
-         f"report {i}", None, None, f"{i:032x}", 0, "bench") for i in range(n)]
+         f"report {i}", None, None, 0, "bench") for i in range(n)]
     if not with_nulls:
         keep = [j for j, v in enumerate(rows[0]) if v is not None]
         names = [names[j] for j in keep]

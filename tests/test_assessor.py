@@ -26,8 +26,8 @@ def test_worker_conditions_equal_in_thread_ones_and_see_new_reports(tmp_path: Pa
         ws.store.conn.execute("BEGIN IMMEDIATE")
         ws.store.conn.execute(
             "INSERT INTO reports (source, report_id, force, observed_at, received_at, grade, "
-            "event, target, digest, ingested_at) VALUES ('t', 'x1', 'us9', ?, ?, 'A1', "
-            "'reached', 'berlin', 'd', ?)", (now - 3600, now - 60, now))
+            "event, target, ingested_at) VALUES ('t', 'x1', 'us9', ?, ?, 'A1', "
+            "'reached', 'berlin', ?)", (now - 3600, now - 60, now))
         ws.store.conn.execute("COMMIT")
         after, _ = a.conditions(now, 300, None, False)
         fired = {(c.rule, c.force, c.target) for c in after} - {(c.rule, c.force, c.target)

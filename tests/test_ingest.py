@@ -31,7 +31,7 @@ def ingest_bytes(store: Store, validator: Any, data: bytes, name: str = "in.csv"
 def rows(store: Store) -> set[tuple]:
     return set(store.conn.execute(
         "SELECT source, report_id, force, observed_at, received_at, lat, lon, place, "
-        "uncertainty_km, grade, event, target, text, sources, extra, digest FROM reports"))
+        "uncertainty_km, grade, event, target, text, sources, extra FROM reports"))
 
 
 def test_csv_lands_and_resolves_places(store: Store, validator: Any) -> None:
@@ -103,7 +103,7 @@ def test_duplicate_ids_inside_one_file(store: Store, validator: Any) -> None:
     data = (HEADER + GOOD[0] + "\n" + GOOD[0] + "\n" + changed + "\n").encode()
     res = ingest_bytes(store, validator, data)
     # one version lands (the same one whatever the row order: earliest received, then
-    # smallest digest); rows equal to it are duplicates, the others conflicts in quarantine
+    # smallest content digest); rows equal to it are duplicates, the others conflicts in quarantine
     assert res.accepted == 1 and res.duplicate + res.conflict == 2 and res.conflict >= 1
     assert len(list(store.quarantined())) == res.conflict
     kept = store.reports("amundsen")[0]
@@ -310,7 +310,7 @@ def _mixed_file(n: int) -> bytes:
 
 def test_bulk_ingest_stores_what_row_by_row_stores(tmp_path: Path, validator: Any) -> None:
     """Good rows, bad rows, places, conflicts across batches and a second run, landed by the
-    bulk path and row by row: the same reports, digests, quarantine and counts."""
+    bulk path and row by row: the same reports, quarantine and counts."""
     data = _mixed_file(1_000)
     results, snaps = [], []
     for name, v in (("bulk", validator), ("rows", _RowByRow(validator.scenario))):

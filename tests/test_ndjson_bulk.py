@@ -78,7 +78,7 @@ def _texts(items: list[Any]) -> list[str]:
 def _facts(s: Store) -> tuple[Any, ...]:
     return (sorted(s.conn.execute("SELECT source, report_id, force, observed_at, received_at, "
                                   "lat, lon, place, uncertainty_km, grade, event, text, extra, "
-                                  "digest, origin FROM reports")),
+                                  "origin FROM reports")),
             sorted(s.conn.execute("SELECT origin, line, kind, error, raw, source, report_id "
                                   "FROM quarantine")))
 

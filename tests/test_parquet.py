@@ -236,7 +236,7 @@ def test_reading_streams_in_batches(tmp_path: Path) -> None:
     n = 100_000
     t = 1_000_000
     rows = ((f"s{i % 7}", f"r{i}", f"force{i % 500}", t + i, t + i + 60, -80.0, 160.0, None,
-             None, "B2", "position", None, "x" * 40, None, None, None) for i in range(n))
+             None, "B2", "position", None, "x" * 40, None, None) for i in range(n))
     assert write_rows(rows, tmp_path / "big", batch_size=20_000) == n
     tracemalloc.start()
     count = sum(1 for _ in records(tmp_path / "big", batch_size=5_000))

@@ -105,7 +105,7 @@ def _lines(rows: list[tuple]) -> list[str]:
 
 def _snapshot(s: Store) -> tuple[set, list]:
     reports = set(s.conn.execute(
-        "SELECT source, report_id, force, observed_at, received_at, lat, lon, digest "
+        "SELECT source, report_id, force, observed_at, received_at, lat, lon, text "
         "FROM reports"))
     quarantine = sorted((q["kind"], bytes(q["raw"])) for q in s.quarantined())
     return reports, quarantine
@@ -145,6 +145,12 @@ def test_migrates_a_version_1_store_keeping_its_reports(tmp_path: Path, validato
     s = Store(tmp_path / "v1.db")
     assert s.schema_version == SCHEMA_VERSION >= 2
     assert [r.report_id for r in s.reports()] == ["old"]
+    # version 3 keeps no digest: a report already stored is told apart by its content
+    assert "digest" not in {r[1] for r in s.conn.execute("PRAGMA table_info(reports)")}
+    row, _ = validator.row({"report_id": "old", "source": "fram", "force": "amundsen",
+                            "observed_at": "1970-01-01T00:00:00Z", "lat": "-85", "lon": "-167",
+                            "grade": "B2"})
+    assert s.write_batch([row], ["raw"], [2], "again.csv").duplicate == 1
     s.save_briefing(10, 10, False, {"as_of": "x"})  # the tables version 2 added work
     assert s.briefing_before(11) == {"as_of": "x"} and s.briefing_before(10) is None
 
@@ -182,6 +188,42 @@ def test_batch_with_stored_and_repeated_keys(tmp_path: Path, validator: Any) -> 
     assert kinds[0][0] == 4 and kinds[1][0] in (5, 6)  # old2, and one of the twins
     lats = dict(s.conn.execute("SELECT report_id, lat FROM reports"))
     assert lats["old2"] == -85.0  # the stored one is kept
+
+
+_BASE = {"report_id": "r1", "source": "fram", "force": "amundsen", "grade": "B2",
+         "observed_at": "1911-11-20T12:00:00Z", "received_at": "1911-11-21T12:00:00Z",
+         "lat": "-85.5", "lon": "-167", "text": "at the depot", "weather": "fog"}
+
+
+@pytest.mark.parametrize("field,other,same", [
+    ("received_at", "1911-11-25T00:00:00Z", True),  # heard again later: not new content
+    ("lat", "-0.0", False), ("lon", "-167.25", False), ("text", "at the depot.", False),
+    ("grade", "A1", False), ("observed_at", "1911-11-20T12:00:01Z", False),
+    ("weather", "snow", False), ("uncertainty_km", "3", False), ("sources", "sledge", False),
+])
+def test_stored_key_is_a_duplicate_only_with_the_same_content(
+        tmp_path: Path, validator: Any, field: str, other: str, same: bool) -> None:
+    """A stored key comes back with one field changed: a duplicate when only received_at
+    differs, a conflict for any content field (an extra column too), in the next batch or in
+    the same one."""
+    first, _ = validator.row(_BASE)
+    second, _ = validator.row({**_BASE, field: other})
+    assert first is not None and second is not None
+    s = Store(tmp_path / "d.db")
+    assert s.write_batch([first], ["a"], [2], "a.csv").accepted == 1
+    res = s.write_batch([second], ["b"], [2], "b.csv")
+    assert (res.accepted, res.duplicate, res.conflict) == (0, int(same), int(not same))
+    both = Store(tmp_path / "e.db").write_batch([first, second], ["a", "b"], [2, 3], "c.csv")
+    assert (both.accepted, both.duplicate, both.conflict) == (1, int(same), int(not same))
+    assert [r.lat for r in s.reports()] == [-85.5]  # the stored one is kept
+
+
+def test_minus_zero_is_the_zero_stored(tmp_path: Path, validator: Any) -> None:
+    """SQLite stores -0.0 as 0.0: a report sent again with -0 for 0 is still a duplicate."""
+    s = Store(tmp_path / "z.db")
+    rows = [validator.row({**_BASE, "lat": lat, "lon": "0"})[0] for lat in ("0", "-0.0")]
+    assert s.write_batch(rows[:1], ["a"], [2], "a.csv").accepted == 1
+    assert s.write_batch(rows[1:], ["b"], [2], "b.csv").duplicate == 1
 
 
 @pytest.mark.parametrize("source", ["o'brien", "tab\tsource", "plain"])

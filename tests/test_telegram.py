@@ -728,7 +728,7 @@ def test_accept_many_equals_accepting_one_after_another(
 
     def facts(s: Store) -> tuple[Any, ...]:
         return (
-            sorted(s.conn.execute("SELECT source, report_id, force, lat, digest, origin "
+            sorted(s.conn.execute("SELECT source, report_id, force, lat, text, origin "
                                   "FROM reports")),
             sorted(s.conn.execute("SELECT origin, line, kind, error, raw FROM quarantine")),
             sorted(s.conn.execute("SELECT source, last_seq FROM telegram_keys")),

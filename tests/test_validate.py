@@ -43,13 +43,9 @@ def test_fast_path_equals_full_validation(validator: Any, f: dict[str, Any]) -> 
 
 
 # -- the bulk path: whole columns at once must give what row() gives row by row ---------------
+from warroom.digest import content_digest, content_digests  # noqa: E402
 from warroom.ingest.base import Batch  # noqa: E402
-from warroom.ingest.bulk import (  # noqa: E402
-    content_digest,
-    content_digests,
-    iso_seconds,
-    repr_texts,
-)
+from warroom.ingest.bulk import iso_seconds  # noqa: E402
 from warroom.ingest.validate import Validator  # noqa: E402
 from warroom.timeutil import TimeFormatError, parse_time  # noqa: E402
 
@@ -79,27 +75,6 @@ def test_bulk_times_equal_parse_time(texts: list[str]) -> None:
                 raise AssertionError(f"bulk refused {t!r}")
             except TimeFormatError:
                 pass
-
-
-_decimal_text = st.builds(
-    lambda sign, i, f: f"{sign}{i}.{f}" if f is not None else f"{sign}{i}",
-    st.sampled_from(["", "-"]), st.sampled_from(["0", "00", "5", "52", "052", "179", "1000",
-                                                  "123456789012", "9" * 16]),
-    st.one_of(st.none(), st.text("0123456789", min_size=0, max_size=16)))
-
-
-@settings(max_examples=400, deadline=None)
-@given(st.lists(st.one_of(_decimal_text, st.sampled_from(
-    ["1e5", "0.00001", "0.0001", ".5", "5.", "-0.0", "1_0.5", " 5.5", "inf", "0.1"])),
-    min_size=1, max_size=12))
-def test_float_texts_print_as_repr_says(texts: list[str]) -> None:
-    try:
-        vals = [float(t) for t in texts]
-    except ValueError:
-        return
-    out = repr_texts(texts, len(texts))
-    if out is not None:
-        assert out == [repr(v) for v in vals]
 
 
 _content_str = st.one_of(st.none(), st.text(max_size=8),

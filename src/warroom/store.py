@@ -4,12 +4,14 @@ Reports are append-only and bitemporal: ``observed_at`` (when it happened) and `
 (when we learned it), both UTC epoch seconds. The situation "as of T" reads only reports with
 ``received_at <= T``.
 
-Ingest is idempotent. A report's identity is ``(source, report_id)``; its content digest covers
-every field except ``received_at`` (hearing the same report again later is not new content).
-The same key with the same digest is a duplicate (no-op); the same key with another digest is a
-conflict: the newcomer goes to quarantine beside the stored original, which is never overwritten.
-Inside one batch, conflicting rows are settled by earliest ``received_at`` then smallest digest,
-so the order of rows in a file does not change what is stored.
+Ingest is idempotent. A report's identity is ``(source, report_id)``; its content is every
+field except ``received_at`` (hearing the same report again later is not new content). The same
+key with the same content is a duplicate (no-op); the same key with other content is a
+conflict: the newcomer goes to quarantine beside the stored original, which is never
+overwritten. Stored content is compared field by field (no digest is kept). Inside one batch,
+rows of the same key are settled by earliest ``received_at`` then smallest content digest
+(:func:`warroom.digest.content_digest`), so the order of rows in a file does not change what
+is stored.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from warroom.digest import content_digest
 from warroom.domain import Report
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # Forward migrations: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: list[list[str]] = [
@@ -58,12 +61,19 @@ MIGRATIONS: list[list[str]] = [
             slot INTEGER PRIMARY KEY, as_of INTEGER NOT NULL, late INTEGER NOT NULL,
             written_at INTEGER NOT NULL, json TEXT NOT NULL)""",
     ],
+    [  # 2 -> 3: no stored digest (content is compared field by field; a digest per report
+        # cost a third of the ingest's time)
+        """ALTER TABLE reports DROP COLUMN digest""",
+    ],
 ]
 
 # Column order of a report row tuple, as built by the ingest validators.
 ROW_FIELDS = ("source", "report_id", "force", "observed_at", "received_at", "lat", "lon", "place",
-              "uncertainty_km", "grade", "event", "target", "text", "sources", "extra", "digest")
+              "uncertainty_km", "grade", "event", "target", "text", "sources", "extra")
 _REPORT_COLS = ", ".join(ROW_FIELDS)
+# Positions in ROW_FIELDS of a report's content: every field but received_at.
+CONTENT = tuple(j for j, f in enumerate(ROW_FIELDS) if f != "received_at")
+_CONTENT_COLS = ", ".join(f"r.{ROW_FIELDS[j]}" for j in CONTENT)
 # Report fields that may be NULL (the others are NOT NULL in the schema).
 _NULLABLE = frozenset(j for j, f in enumerate(ROW_FIELDS)
                       if f in ("lat", "lon", "place", "uncertainty_km", "target", "text",
@@ -179,7 +189,7 @@ class Store:
         res = BatchResult()
         now = int(time.time())
         n = len(cols[0])
-        src, rid, dig = cols[0], cols[1], cols[15]
+        src, rid = cols[0], cols[1]
         quarantine = list(bad)
         c = self.conn
         with self.transaction():
@@ -198,15 +208,17 @@ class Store:
             dup = conf = 0
             if ins < len(keep):
                 # Some keys were stored already (rows older than this batch): a duplicate when
-                # the digest matches, else a conflict. Only this rarer path pays for the join.
+                # the stored content is the same, else a conflict. Only this rarer path pays
+                # for the join.
                 c.execute("CREATE TEMP TABLE IF NOT EXISTS stage (source, report_id, i)")
                 c.execute("DELETE FROM stage")
                 c.executemany("INSERT INTO stage VALUES (?, ?, ?)",
                               ((src[i], rid[i], i) for i in keep))
-                for i, digest in c.execute(
-                        "SELECT s.i, r.digest FROM stage s JOIN reports r ON r.source = s.source "
-                        "AND r.report_id = s.report_id WHERE r.seq <= ?", (before,)):
-                    if digest == dig[i]:
+                for i, *stored in c.execute(
+                        f"SELECT s.i, {_CONTENT_COLS} FROM stage s JOIN reports r ON "
+                        "r.source = s.source AND r.report_id = s.report_id WHERE r.seq <= ?",
+                        (before,)):
+                    if tuple(stored) == _content(cols, i):
                         dup += 1
                         continue
                     conf += 1
@@ -281,20 +293,23 @@ class Store:
                 lines: Sequence[int | None], origin: str | None, res: BatchResult,
                 quarantine: list[QuarantineRow]) -> list[int]:
         """Settle each key inside the batch whatever the row order: the winner is the earliest
-        received (then smallest digest); rows with its content are duplicates, others conflicts
-        (to quarantine). The winners' positions, in batch order."""
-        src, rid, rec, dig = cols[0], cols[1], cols[4], cols[15]
-        keys = list(zip(src, rid, strict=True))
-        best: dict[tuple[str, str], int] = {}
-        for i, key in enumerate(keys):
-            j = best.get(key)
-            if j is None or (rec[i], dig[i]) < (rec[j], dig[j]):
-                best[key] = i
-        for i, key in enumerate(keys):
-            w = best[key]
-            if i == w:
-                continue
-            if dig[i] == dig[w]:
+        received (then smallest content digest, taken only of rows whose key repeats); rows
+        with its content are duplicates, others conflicts (to quarantine). The winners'
+        positions, in batch order."""
+        src, rid, rec = cols[0], cols[1], cols[4]
+        first: dict[tuple[str, str], int] = {}
+        repeats: dict[tuple[str, str], list[int]] = {}
+        for i, key in enumerate(zip(src, rid, strict=True)):
+            j = first.setdefault(key, i)
+            if j != i:
+                repeats.setdefault(key, [j]).append(i)
+        losers: list[tuple[int, int]] = []  # (row, its key's winner)
+        for key, rows in repeats.items():
+            w = min(rows, key=lambda i: (rec[i], content_digest(_content(cols, i))))
+            first[key] = w
+            losers += [(i, w) for i in rows if i != w]
+        for i, w in sorted(losers):
+            if _content(cols, i) == _content(cols, w):
                 res.duplicate += 1
                 continue
             res.conflict += 1
@@ -303,7 +318,7 @@ class Store:
                 f"report {rid[i]!r} from {src[i]!r} conflicts with another row of the same "
                 "batch that has the same key and different content; the other was kept",
                 _as_bytes(raws[i]), src[i], rid[i]))
-        return sorted(best.values())
+        return sorted(first.values())
 
     def _quarantine(self, rows: Iterable[QuarantineRow], now: int) -> int:
         """Insert quarantine rows; the same bad input from the same origin, line and reason is
@@ -426,6 +441,11 @@ def _plain(v: Any) -> bool:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
+
+
+def _content(cols: Sequence[Sequence[Any]], i: int) -> tuple[Any, ...]:
+    """Row ``i``'s content (every field but ``received_at``) from columns in ROW_FIELDS order."""
+    return tuple(cols[j][i] for j in CONTENT)
 
 
 def _as_bytes(raw: bytes | str | None) -> bytes | None:

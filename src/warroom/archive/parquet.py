@@ -18,7 +18,8 @@ grade, event       string                          Admiralty code; position/reac
 target, text,      string (null)                   as stored
 sources
 extra              string (null)                   the other fields, a JSON object
-digest             string (null)                   the store's content digest (provenance)
+digest             string                          the content digest (provenance, see
+                                                  :func:`warroom.digest.content_digest`)
 =================  ==============================  ===========================================
 
 Times are whole UTC seconds, as in the store (before 1970 too). Writing and reading stream in
@@ -26,7 +27,7 @@ record batches: memory stays flat whatever the archive's size.
 
 Reading back into a store (:func:`ingest_parquet`) sends every row through the same
 :class:`~warroom.ingest.validate.Validator` and :meth:`~warroom.store.Store.write_batch` as
-the text formats: the digest is recomputed (an archive is input like any other), duplicates
+the text formats (an archive is input like any other; its digest column is not read): duplicates
 and conflicts are settled by the store, and a bad row goes to quarantine with an error naming
 the file, the row and the field (``bucket=07/part-0.parquet row 12, force: 'x' is not a force
 of this scenario; ...``).
@@ -46,10 +47,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from warroom.archive.buckets import BUCKETS, bucket_of
+from warroom.digest import content_digests
 from warroom.domain import Report
 from warroom.ingest.pipeline import IngestResult
 from warroom.ingest.validate import Validator
-from warroom.store import ROW_FIELDS, QuarantineRow, Store
+from warroom.store import CONTENT, ROW_FIELDS, QuarantineRow, Store
 
 BATCH = 50_000  # rows per record batch, written or read
 TIME = pa.timestamp("ms", tz="UTC")  # Parquet has no seconds unit; whole seconds stay exact
@@ -94,7 +96,8 @@ class ArchiveError(Exception):
 # -- writing -----------------------------------------------------------------------------------
 
 def _batch(rows: Sequence[tuple[Any, ...]], buckets: dict[str, int]) -> pa.RecordBatch:
-    """A record batch of store rows (tuples in ``store.ROW_FIELDS`` order)."""
+    """A record batch of store rows (tuples in ``store.ROW_FIELDS`` order), with the content
+    digest of each."""
     cols = list(zip(*rows, strict=True))
     data: dict[str, pa.Array] = {}
     for name, values in zip(ROW_FIELDS, cols, strict=True):
@@ -103,6 +106,8 @@ def _batch(rows: Sequence[tuple[Any, ...]], buckets: dict[str, int]) -> pa.Recor
             data[name] = pc.multiply(pa.array(values, type=pa.int64()), 1000).cast(TIME)
         else:
             data[name] = pa.array(values, type=typ)
+    data["digest"] = pa.array(content_digests([cols[j] for j in CONTENT], len(rows)),
+                              type=pa.string())
     forces = cols[ROW_FIELDS.index("force")]
     for f in set(forces) - buckets.keys():
         buckets[f] = bucket_of(f)
@@ -153,10 +158,10 @@ def write_rows(rows: Iterable[tuple[Any, ...]], out_dir: str | Path,
 
 def write_reports(reports: Iterable[Report], out_dir: str | Path,
                   batch_size: int = BATCH) -> int:
-    """Write :class:`Report` s (no digest) to ``out_dir``; returns how many."""
+    """Write :class:`Report` s to ``out_dir``; returns how many."""
     rows = ((r.source, r.report_id, r.force, r.observed_at, r.received_at, r.lat, r.lon, r.place,
              r.uncertainty_km, r.grade, r.event, r.target, r.text, r.sources,
-             json.dumps(r.extra, sort_keys=True) if r.extra else None, None) for r in reports)
+             json.dumps(r.extra, sort_keys=True) if r.extra else None) for r in reports)
     return write_rows(rows, out_dir, batch_size)
 
 

@@ -19,8 +19,9 @@ from warroom.domain import Event, Scenario
 from warroom.gazetteer import Gazetteer
 from warroom.grades import normalise_grade
 from warroom.ingest.base import Batch
-from warroom.ingest.bulk import content_digest, content_digests, floats, iso_seconds
+from warroom.ingest.bulk import floats, iso_seconds
 from warroom.ingest.fields import KNOWN
+from warroom.store import ROW_FIELDS
 from warroom.timeutil import TimeFormatError, parse_time
 
 _EVENTS = frozenset(e.value for e in Event)
@@ -41,11 +42,6 @@ def _text(v: Any) -> str | None:
     if isinstance(v, bool | dict | list):
         return json.dumps(v, sort_keys=True)
     return str(v)
-
-
-def _is_plain(v: str) -> bool:
-    """repr(v) is v in single quotes."""
-    return "'" not in v and "\\" not in v and v.isprintable()
 
 
 def _number(v: Any) -> float:
@@ -77,10 +73,6 @@ class Validator:
         self.scenario = scenario
         self.forces = sorted(scenario.forces)
         self.force_set = frozenset(self.forces)
-        # Content columns (see bulk.content_digests) whose values need no escaping in a repr:
-        # grade and event come from fixed tables, forces from the scenario.
-        plain_ids = all(_is_plain(f) for f in self.forces)
-        self._plain_content = frozenset({8, 9} | ({2} if plain_ids else set()))
         self.targets = frozenset(scenario.targets())
         self.gazetteer = Gazetteer(scenario.places)
         self._places: dict[str, tuple[float, float] | None] = {}
@@ -141,9 +133,8 @@ class Validator:
             received, ok, blank = iso_seconds(col["received_at"])
             received = np.where(blank, observed, received)
             slow |= ~(ok | blank) | (received < observed)
-        lat_t, lon_t = col["lat"], col["lon"]
-        lat, la, lat_ok = floats(lat_t)
-        lon, lo, lon_ok = floats(lon_t)
+        lat, la, lat_ok = floats(col["lat"])
+        lon, lo, lon_ok = floats(col["lon"])
         slow |= ~(lat_ok & lon_ok & (la >= -90.0) & (la <= 90.0)
                   & (lo >= -180.0) & (lo <= 180.0))  # NaN fails every comparison
         none: list[Any] = [None] * n
@@ -184,14 +175,10 @@ class Validator:
                                      obs if received is observed else received.tolist(),
                                      lat, lon, place, unc, grade, event, target, text, sources,
                                      extra]
-        texts = {4: lat_t, 5: lon_t}  # content columns read from these texts
         if slow.any():
             good = np.flatnonzero(~slow).tolist()
             cols = [[c[i] for i in good] for c in cols]
-            texts = {j: [t[i] for i in good] for j, t in texts.items()}
-        content = cols[:4] + cols[5:]  # all but received_at
-        digests = content_digests(content, len(good), texts, self._plain_content)
-        out = ValidBatch(cols + [digests], good, [])
+        out = ValidBatch(cols, good, [])
         if slow.any():
             out = self._merge(out, self._row_by_row(b, np.flatnonzero(slow).tolist()))
         return out
@@ -208,7 +195,7 @@ class Validator:
             else:
                 index.append(i)
                 rows.append(row)
-        cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(16)]
+        cols = [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in ROW_FIELDS]
         return ValidBatch(cols, index, bad)
 
     @staticmethod
@@ -303,11 +290,8 @@ class Validator:
         place = _text(place)
         extra = {k: v for k, v in extra.items() if v not in (None, "")} if extra else None
         extra_json = json.dumps(extra, sort_keys=True, default=str) if extra else None
-        content = (source, rid, force, observed, lat, lon, place, unc, grade, event, target,
-                   text, sources, extra_json)
-        digest = content_digest(content)
         return (source, rid, force, observed, received, lat, lon, place, unc, grade, event,
-                target, text, sources, extra_json, digest)
+                target, text, sources, extra_json)
 
     def full(self, f: dict[str, Any]) -> tuple[tuple[Any, ...] | None, list[str]]:
         """Validate every field; ``(row, [])`` or ``(None, problems)``."""
