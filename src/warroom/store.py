@@ -31,6 +31,9 @@ from warroom.domain import Report
 
 SCHEMA_VERSION = 3
 
+_V3_COLS = ("source, report_id, force, observed_at, received_at, lat, lon, place, uncertainty_km, "
+            "grade, event, target, text, sources, extra, ingested_at, origin")
+
 # Forward migrations: MIGRATIONS[n] takes a store from version n to n + 1.
 MIGRATIONS: list[list[str]] = [
     [
@@ -62,8 +65,20 @@ MIGRATIONS: list[list[str]] = [
             written_at INTEGER NOT NULL, json TEXT NOT NULL)""",
     ],
     [  # 2 -> 3: no stored digest (content is compared field by field; a digest per report
-        # cost a third of the ingest's time)
-        """ALTER TABLE reports DROP COLUMN digest""",
+        # cost a third of the ingest's time), and the key indexed report_id first (its first
+        # column then tells most keys apart: a source is shared by many reports)
+        """CREATE TABLE reports_v3 (
+            seq INTEGER PRIMARY KEY,
+            source TEXT NOT NULL, report_id TEXT NOT NULL, force TEXT NOT NULL,
+            observed_at INTEGER NOT NULL, received_at INTEGER NOT NULL,
+            lat REAL, lon REAL, place TEXT, uncertainty_km REAL,
+            grade TEXT NOT NULL, event TEXT NOT NULL, target TEXT, text TEXT, sources TEXT,
+            extra TEXT, ingested_at INTEGER NOT NULL, origin TEXT)""",
+        f"""INSERT INTO reports_v3 (seq, {_V3_COLS}) SELECT seq, {_V3_COLS} FROM reports""",
+        """DROP TABLE reports""",
+        """ALTER TABLE reports_v3 RENAME TO reports""",
+        """CREATE UNIQUE INDEX reports_key ON reports (report_id, source)""",
+        """CREATE INDEX reports_force_observed ON reports (force, observed_at)""",
     ],
 ]
 
