@@ -16,6 +16,7 @@ from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 
 from warroom.ingest.base import Batch, CountingReader, Record
+from warroom.ingest.columns import columns_of
 from warroom.ingest.fields import ALIASES, KNOWN, NUMERIC, REQUIRED
 
 _DELIMS = (",", ";", "\t", "|")
@@ -170,14 +171,18 @@ class CsvFormat:
             columns: list[Sequence[str]] | None = None
             chunk: Sequence[str] | None = None
             if '"' not in block and "\x00" not in block and _utf8(block):
-                if "\r" not in block:
+                if "\r" not in block and block.isascii():
+                    columns = _ascii_columns(block, width, delim)
+                    if columns is not None:
+                        chunk = _Lines(block, len(columns[0]))
+                elif "\r" not in block:
                     plain = block.split("\n")
                     if block.endswith("\n"):
                         plain.pop()
                     if blank not in plain and max(map(len, plain)) <= csv.field_size_limit():
                         columns = _split(block, len(plain), width, delim)
                     if columns is not None:
-                        chunk = _Lines(plain, block.endswith("\n"))
+                        chunk = _Lines(block, len(plain), plain)
                 if columns is None:
                     chunk = list(io.StringIO(block, newline=""))
                     try:
@@ -220,20 +225,39 @@ class CsvFormat:
 
 
 class _Lines(Sequence[str]):
-    """The lines of a block split at its newlines, each given back with its newline (the last
-    one only if the block ended with one): the raw input of each row, made only when asked."""
+    """The ``count`` lines of a block split at its newlines, each given back with its newline
+    (the last one only if the block ended with one): the raw input of each row, made only when
+    asked (the block is split on first use, unless its ``lines`` are given)."""
 
-    def __init__(self, lines: list[str], newline_at_end: bool) -> None:
-        self.lines = lines
-        self.last = len(lines) - 1 if not newline_at_end else len(lines)
+    def __init__(self, block: str, count: int, lines: list[str] | None = None) -> None:
+        self.block, self.count, self.lines = block, count, lines
+        self.last = count - 1 if not block.endswith("\n") else count
 
     def __len__(self) -> int:
-        return len(self.lines)
+        return self.count
 
     def __getitem__(self, i: int) -> str:  # type: ignore[override]
+        if self.lines is None:
+            self.lines = self.block.split("\n", self.count - 1)
+            if self.last == self.count:
+                self.lines[-1] = self.lines[-1][:-1]  # the last line's newline
         if i < 0:
-            i += len(self.lines)
+            i += self.count
         return self.lines[i] if i == self.last else self.lines[i] + "\n"
+
+
+def _ascii_columns(block: str, width: int, delim: str) -> list[Sequence[str]] | None:
+    """The columns of an ASCII block of plain lines (see :func:`_split`) as
+    :class:`FieldColumn` s, or None if some line has another number of fields than ``width``,
+    has only empty fields, or a field longer than the C reader takes."""
+    text = block if block.endswith("\n") else block + "\n"
+    cols = columns_of(text, text.count("\n"), width, delim)
+    if cols is None:
+        return None
+    lens = [c.lengths() for c in cols]
+    if (sum(lens) == 0).any() or max(int(n.max()) for n in lens) > csv.field_size_limit():
+        return None
+    return list(cols)
 
 
 def _split(text: str, m: int, width: int, delim: str) -> list[Sequence[str]] | None:

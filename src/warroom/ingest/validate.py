@@ -20,6 +20,7 @@ from warroom.gazetteer import Gazetteer
 from warroom.grades import normalise_grade
 from warroom.ingest.base import Batch
 from warroom.ingest.bulk import floats, iso_seconds
+from warroom.ingest.columns import as_list, same_texts, shared, stripped
 from warroom.ingest.fields import KNOWN
 from warroom.store import ROW_FIELDS
 from warroom.timeutil import TimeFormatError, parse_time
@@ -110,16 +111,15 @@ class Validator:
         col = dict(zip(b.names, b.columns, strict=True))
         if not all(k in col for k in _BULK_NEEDS):
             return self._row_by_row(b, range(n))
-        strip = str.strip
         slow = np.zeros(n, bool)
 
         def flag(bad: Any) -> None:
             nonlocal slow
             slow |= np.fromiter(bad, bool, n)
 
-        source = list(map(strip, col["source"]))
-        rid = list(map(strip, col["report_id"]))
-        force = list(map(strip, col["force"]))
+        source = stripped(col["source"])
+        rid = stripped(col["report_id"])
+        force = stripped(col["force"])
         for ids in (source, rid):
             if not all(ids):
                 flag(not v for v in ids)
@@ -129,7 +129,7 @@ class Validator:
         slow |= ~ok
         received = observed
         # (received_at is often the same text as observed_at: then it is the same time)
-        if "received_at" in col and col["received_at"] != col["observed_at"]:
+        if "received_at" in col and not same_texts(col["received_at"], col["observed_at"]):
             received, ok, blank = iso_seconds(col["received_at"])
             received = np.where(blank, observed, received)
             slow |= ~(ok | blank) | (received < observed)
@@ -140,29 +140,30 @@ class Validator:
         none: list[Any] = [None] * n
         unc: list[Any] = none
         if "uncertainty_km" in col:
-            texts = col["uncertainty_km"]
+            texts = as_list(col["uncertainty_km"])
             vals, u, parsed = floats(texts)
             blank = np.fromiter(map(len, texts), np.int64, n) == 0
             slow |= ~(blank | (parsed & (u > 0.0) & (u < np.inf)))
             unc = [v if t else None for t, v in zip(texts, vals, strict=True)]
-        grade = ["F6"] * n if "grade" not in col else list(map(_BULK_GRADES.get, col["grade"]))
+        grade = (["F6"] * n if "grade" not in col
+                 else list(map(_BULK_GRADES.get, shared(col["grade"]))))
         event = (["position"] * n if "event" not in col
-                 else list(map(_BULK_EVENTS.get, col["event"])))
+                 else list(map(_BULK_EVENTS.get, shared(col["event"]))))
         for vals in (grade, event):
             if None in vals:
                 flag(v is None for v in vals)
-        target = none if "target" not in col else [t or None for t in map(strip, col["target"])]
+        target = none if "target" not in col else [t or None for t in stripped(col["target"])]
         if event.count("position") != n:
             targets = self.targets
             flag(e is not None and e != "position"
                  and not ((e == "halted" and t is None) or t in targets)
                  for e, t in zip(event, target, strict=True))
-        text = none if "text" not in col else [t or None for t in col["text"]]
-        place = none if "place" not in col else [t or None for t in map(strip, col["place"])]
+        text = none if "text" not in col else [t or None for t in shared(col["text"])]
+        place = none if "place" not in col else [t or None for t in stripped(col["place"])]
         sources = (none if "sources" not in col
-                   else [t or None for t in map(strip, col["sources"])])
+                   else [t or None for t in stripped(col["sources"])])
         extra = none
-        extra_cols = [(k, c) for k, c in col.items() if k not in KNOWN]
+        extra_cols = [(k, as_list(c)) for k, c in col.items() if k not in KNOWN]
         if extra_cols:
             extra = []
             for i in range(n):
