@@ -155,6 +155,36 @@ def test_migrates_a_version_1_store_keeping_its_reports(tmp_path: Path, validato
     assert s.briefing_before(11) == {"as_of": "x"} and s.briefing_before(10) is None
 
 
+def test_migrating_to_version_3_keeps_every_field(tmp_path: Path, validator: Any) -> None:
+    """Version 3 rebuilds the reports table without its digest column: every other field of
+    every row, and its sequence number, come through unchanged; the key stays unique."""
+    from warroom.store import MIGRATIONS
+
+    c = sqlite3.connect(tmp_path / "v2.db")
+    for stmt in MIGRATIONS[0] + MIGRATIONS[1]:
+        c.execute(stmt)
+    c.execute("PRAGMA user_version = 2")
+    cols = ("seq, source, report_id, force, observed_at, received_at, lat, lon, place, "
+            "uncertainty_km, grade, event, target, text, sources, extra, digest, ingested_at, "
+            "origin")
+    rows = [(7, "fram", "a", "amundsen", -10, 5, -85.5, -167.25, "Polheim", 2.5, "B2",
+             "reached", "pole", "it's there", "x;y", '{"weather": "fog"}', "d1", 99, "a.csv"),
+            (9, "fram", "b", "scott", 0, 0, None, None, None, None, "F6", "halted", None, None,
+             None, None, "d2", 100, None)]
+    c.executemany(f"INSERT INTO reports ({cols}) VALUES ({', '.join('?' * 19)})", rows)
+    c.commit()
+    c.close()
+    s = Store(tmp_path / "v2.db")
+    assert s.schema_version == SCHEMA_VERSION == 3
+    got = s.conn.execute(f"SELECT {cols.replace('digest, ', '')} FROM reports ORDER BY seq")
+    assert got.fetchall() == [r[:16] + r[17:] for r in rows]
+    with pytest.raises(sqlite3.IntegrityError):
+        s.conn.execute("INSERT INTO reports (source, report_id, force, observed_at, "
+                       "received_at, grade, event, ingested_at) VALUES ('fram', 'a', "
+                       "'amundsen', 0, 0, 'B2', 'position', 0)")
+    s.close()
+
+
 @pytest.mark.parametrize("origin", ["it's.csv", "tab\there.csv", "Küstrin.csv", None])
 def test_origin_is_stored_verbatim(tmp_path: Path, validator: Any, origin: str | None) -> None:
     s = Store(tmp_path / "o.db")
