@@ -31,6 +31,7 @@ from warroom.domain import Report
 
 SCHEMA_VERSION = 3
 
+# The columns migration 3 copies, spelled out: a migration must not change when ROW_FIELDS does.
 _V3_COLS = ("source, report_id, force, observed_at, received_at, lat, lon, place, uncertainty_km, "
             "grade, event, target, text, sources, extra, ingested_at, origin")
 

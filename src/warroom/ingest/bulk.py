@@ -106,21 +106,19 @@ def _decimal_floats(col: FieldColumn) -> tuple[list[float], np.ndarray, np.ndarr
     n = len(col)
     if n == 0:
         return [], np.zeros(0), np.zeros(0, bool)
-    lens = col.lengths()
-    width = int(lens.max())
+    width = int(col.lengths().max())
     if width > _MAX_DECIMAL:
         return floats(col.strings())
-    g = col.padded(max(width, 1))  # (n, width) bytes
-    pos = np.arange(g.shape[1])
-    inside = pos < lens[:, None]
+    g = col.padded(max(width, 1))  # (n, width) bytes, zero past each field's end
     d = g.astype(np.int64) - 48
     digit = (d >= 0) & (d <= 9)
     dot = g == 46
     minus = g[:, 0] == 45
+    allowed = digit | dot | (g == 0)
+    allowed[:, 0] |= minus  # a sign, first only
     ndigits = digit.sum(axis=1)
-    plain = ((digit | dot | ~inside).all(axis=1) | (minus & (digit | dot | ~inside)[:, 1:]
-                                                   .all(axis=1)))
-    plain &= (dot.sum(axis=1) <= 1) & (ndigits >= 1) & (ndigits <= 15)
+    plain = (allowed.all(axis=1) & (dot.sum(axis=1) <= 1) & (ndigits >= 1)
+             & (ndigits <= 15))
     k = (digit & (np.cumsum(dot, axis=1) > 0)).sum(axis=1)
     m = np.zeros(n, np.int64)
     for c in range(g.shape[1]):

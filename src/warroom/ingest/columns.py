@@ -139,6 +139,8 @@ def same_texts(a: Sequence[str], b: Sequence[str]) -> bool:
             return True
         w = int(la.max())
         return bool(np.array_equal(a.padded(w), b.padded(w)))
+    if isinstance(a, list) and isinstance(b, list):
+        return a == b
     return list(a) == list(b)
 
 

@@ -257,7 +257,7 @@ def _ascii_columns(block: str, width: int, delim: str) -> list[Sequence[str]] | 
     lens = [c.lengths() for c in cols]
     if (sum(lens) == 0).any() or max(int(n.max()) for n in lens) > csv.field_size_limit():
         return None
-    return list(cols)
+    return list(cols)  # (a list of the wider type: lists are invariant)
 
 
 def _split(text: str, m: int, width: int, delim: str) -> list[Sequence[str]] | None:
